@@ -15,9 +15,9 @@ import (
 
 // Component names, each an environment variable exported by `mage test`.
 const (
-	PostgresURL    = "ZOPS_TEST_PG_URL"       // superuser URL of the twin's PostgreSQL (postgres database)
-	RedisAddr      = "ZOPS_TEST_REDIS_ADDR"   // host:port of the twin's Redis
-	S3Endpoint     = "ZOPS_TEST_S3_ENDPOINT"  // http URL of the twin's S3 server (path-style)
+	PostgresURL    = "ZOPS_TEST_PG_URL"      // superuser URL of the twin's PostgreSQL (postgres database)
+	RedisAddr      = "ZOPS_TEST_REDIS_ADDR"  // host:port of the twin's Redis
+	S3Endpoint     = "ZOPS_TEST_S3_ENDPOINT" // http URL of the twin's S3 server (path-style)
 	S3AccessKey    = "ZOPS_TEST_S3_ACCESS_KEY"
 	S3SecretKey    = "ZOPS_TEST_S3_SECRET_KEY"
 	AWSEndpoint    = "ZOPS_TEST_AWS_ENDPOINT" // kumo: SSM, SES v2, ...
