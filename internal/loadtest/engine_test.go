@@ -1,0 +1,214 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func fixedSource(url string) Source {
+	return SourceFunc(func(_ uint64, r *Request) { r.URL = url; r.Kind = KindAPI })
+}
+
+func TestEngineHonoursArrivalRate(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("X-Cache", "Hit from cloudfront")
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Plan{
+		Name: "rate", Target: srv.URL, Source: fixedSource(srv.URL + "/api/zmanim"),
+		Stages: []Stage{Constant("c", 200, 1500*time.Millisecond)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 200/s for 1.5 s is 300 arrivals; the schedule is exact, so allow only a few for timing.
+	if n := res.Scheduled(); n < 297 || n > 300 {
+		t.Errorf("scheduled %d arrivals, want 300 (±3)", n)
+	}
+	if got := hits.Load(); got != int64(res.Scheduled()) {
+		t.Errorf("server saw %d requests, scheduled %d, dropped %d", got, res.Scheduled(), res.Dropped())
+	}
+	if res.Dropped() != 0 {
+		t.Errorf("dropped %d with a fast server", res.Dropped())
+	}
+	if res.Duration < 1400*time.Millisecond || res.Duration > 2500*time.Millisecond {
+		t.Errorf("run took %v, want about 1.5 s", res.Duration)
+	}
+	tot := res.Totals()
+	if len(tot) != 1 || tot[0].Class != "edge_hit" || tot[0].Requests != uint64(hits.Load()) {
+		t.Fatalf("totals = %+v", tot)
+	}
+}
+
+func TestEngineCountsDroppedInsteadOfSlowingDown(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		time.Sleep(300 * time.Millisecond)
+	}))
+	defer srv.Close()
+	// 100/s for 1 s against a 300 ms server with at most 5 workers: each worker completes about
+	// 3-4 requests, so ~17 are sent and the rest must be dropped, not queued or delayed.
+	start := time.Now()
+	res, err := Run(context.Background(), Plan{
+		Source: fixedSource(srv.URL + "/slow"), MaxWorkers: 5, PreAllocated: 1,
+		Stages: []Stage{Constant("slow", 100, time.Second)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	if n := res.Scheduled(); n < 98 || n > 100 {
+		t.Errorf("scheduled %d, want 100: the arrival rate must not follow the response time", n)
+	}
+	sent := uint64(hits.Load())
+	if res.Dropped()+sent != res.Scheduled() {
+		t.Errorf("dropped %d + sent %d != scheduled %d", res.Dropped(), sent, res.Scheduled())
+	}
+	if sent > 25 || res.Dropped() < 75 {
+		t.Errorf("sent %d dropped %d: expected most arrivals dropped with 5 workers", sent, res.Dropped())
+	}
+	if elapsed > 2*time.Second {
+		t.Errorf("run took %v: a slow target must not stretch the run", elapsed)
+	}
+}
+
+func TestEngineRampSchedule(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Plan{
+		Source: fixedSource(srv.URL), Window: 500 * time.Millisecond,
+		Stages: []Stage{Ramp("up", 0, 400, time.Second), Ramp("down", 400, 0, time.Second)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each ramp integrates to 200 arrivals.
+	for _, ph := range res.Phases {
+		if ph.Scheduled < 196 || ph.Scheduled > 200 {
+			t.Errorf("phase %s scheduled %d, want 200", ph.Name, ph.Scheduled)
+		}
+	}
+	// The first half second of the ramp up holds a quarter of its arrivals (50).
+	if len(res.Windows) < 4 {
+		t.Fatalf("windows = %d", len(res.Windows))
+	}
+	if w := res.Windows[0].Requests; w < 40 || w > 60 {
+		t.Errorf("first window has %d requests, want about 50", w)
+	}
+	if w := res.Windows[1].Requests; w < 140 || w > 160 {
+		t.Errorf("second window has %d requests, want about 150", w)
+	}
+}
+
+func TestEngineClassifiesFailures(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/publisher/") {
+			// A private response from a cache: must count as failed even with 200.
+			w.Header().Set("X-Cache", "Hit from cloudfront")
+			return
+		}
+		w.Header().Set("X-Cache", "Miss from cloudfront")
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	src := SourceFunc(func(i uint64, r *Request) {
+		if i%2 == 0 {
+			r.URL, r.Kind = srv.URL+"/api/publisher/me", KindPrivate
+		} else {
+			r.URL, r.Kind = srv.URL+"/api/zmanim", KindAPI
+		}
+		r.Region = int(i % 2)
+	})
+	res, err := Run(context.Background(), Plan{Source: src, Regions: []string{"a", "b"},
+		Stages: []Stage{Constant("x", 100, 500*time.Millisecond)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range res.Totals() {
+		switch s.Class {
+		case "private":
+			if s.Region != "a" || s.Leaks != s.Requests || s.Failed != s.Requests {
+				t.Errorf("private series %+v: every cached private response must be a failed leak", s)
+			}
+		case "uncached":
+			if s.Region != "b" || s.Failed != s.Requests || s.Status[502] != s.Requests {
+				t.Errorf("uncached series %+v: 502s must be failed", s)
+			}
+		default:
+			t.Errorf("unexpected class %s", s.Class)
+		}
+	}
+}
+
+func TestRunRejectsUnreachableTarget(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there any more
+	_, err = Run(context.Background(), Plan{Target: "http://" + addr, Source: fixedSource("http://" + addr),
+		Stages: []Stage{Constant("x", 1, time.Second)}})
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "ZOPS_LOADTEST_TARGET") {
+		t.Fatalf("err = %v, want ErrUnreachable with a hint", err)
+	}
+}
+
+func TestPlanValidation(t *testing.T) {
+	t.Parallel()
+	_, err := Run(context.Background(), Plan{Stages: []Stage{{Name: "bad", Duration: 0, StartRate: -1}}})
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, want := range []string{"duration must be positive", "rates must not be negative", "no request source"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestHistogramQuantiles(t *testing.T) {
+	t.Parallel()
+	var h Histogram
+	for i := 1; i <= 1000; i++ {
+		h.Record(time.Duration(i) * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Millisecond}, {0.95, 950 * time.Millisecond}, {0.99, 990 * time.Millisecond}, {1, time.Second}} {
+		got := h.Quantile(tc.q)
+		if diff := float64(got-tc.want) / float64(tc.want); diff < 0 || diff > 1.0/64 {
+			t.Errorf("q%.2f = %v, want %v within +1/64", tc.q, got, tc.want)
+		}
+	}
+	h2, err := HistogramFromData(h.Data())
+	if err != nil || h2.Count() != 1000 || h2.Quantile(0.95) != h.Quantile(0.95) || h2.Max() != time.Second {
+		t.Fatalf("round trip: %v %d", err, h2.Count())
+	}
+	var m Histogram
+	m.Merge(&h)
+	m.Merge(h2)
+	if m.Count() != 2000 || m.Quantile(0.5) != h.Quantile(0.5) {
+		t.Errorf("merge: count %d p50 %v", m.Count(), m.Quantile(0.5))
+	}
+	if _, err := HistogramFromData(HistogramData{Buckets: [][2]uint64{{1 << 20, 1}}}); err == nil {
+		t.Error("want error for bad bucket index")
+	}
+}
