@@ -1,0 +1,176 @@
+package loadtest
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func loadDefaultScenarios(t *testing.T) *ScenarioFile {
+	t.Helper()
+	p, err := RepoPath(DefaultScenariosFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := LoadScenarioFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestMixHotRatioAndRegions(t *testing.T) {
+	t.Parallel()
+	f := loadDefaultScenarios(t)
+	for _, ratio := range []float64{0, 0.5, 0.9, 1} {
+		m, err := NewMix(f.Mix, MixOptions{Target: "http://edge", Regions: []string{"us-east-1", "il-central-1"},
+			RegionHeader: true, Token: "tok", HotRatio: ratio})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 20000
+		urls := map[string]int{}
+		perRegion := map[string]int{}
+		kinds := map[Kind]int{}
+		var r Request
+		for i := uint64(1); i <= n; i++ {
+			m.Next(i, &r)
+			if !strings.HasPrefix(r.URL, "http://edge/") {
+				t.Fatalf("url %q", r.URL)
+			}
+			urls[r.URL]++
+			perRegion[r.Header.Get(RegionHeader)]++
+			kinds[r.Kind]++
+			if r.Kind == KindPrivate && r.Header.Get("Authorization") != "Bearer tok" {
+				t.Fatal("private request without token")
+			}
+			if r.Kind != KindPrivate && r.Header.Get("Authorization") != "" {
+				t.Fatal("public request carries the token")
+			}
+		}
+		if perRegion["us-east-1"] != n/2 || perRegion["il-central-1"] != n/2 {
+			t.Errorf("ratio %v: regions %v, want an even split", ratio, perRegion)
+		}
+		// Repeated URLs (second and later requests for a URL) approximate the hit ratio the
+		// edge can reach: parameterless endpoints (25% of weight) always repeat.
+		repeats := 0
+		for _, c := range urls {
+			repeats += c - 1
+		}
+		got := float64(repeats) / n
+		want := 0.25 + 0.75*ratio
+		if got < want-0.03 || got > want+0.03 {
+			t.Errorf("ratio %v: repeated share %.3f, want %.3f ± 0.03", ratio, got, want)
+		}
+		if kinds[KindPrivate] == 0 || kinds[KindFrontend] == 0 || kinds[KindAPI] == 0 {
+			t.Errorf("kinds %v: every kind must appear", kinds)
+		}
+	}
+}
+
+func TestMixIsDeterministicAndSkipsPrivateWithoutToken(t *testing.T) {
+	t.Parallel()
+	f := loadDefaultScenarios(t)
+	a, err := NewMix(f.Mix, MixOptions{Target: "http://e", HotRatio: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewMix(f.Mix, MixOptions{Target: "http://e", HotRatio: -1})
+	var ra, rb Request
+	for i := uint64(0); i < 1000; i++ {
+		a.Next(i, &ra)
+		b.Next(i, &rb)
+		if ra.URL != rb.URL {
+			t.Fatalf("iteration %d: %q != %q", i, ra.URL, rb.URL)
+		}
+		if ra.Kind == KindPrivate {
+			t.Fatal("private endpoint used without a token")
+		}
+		if ra.Header.Get(RegionHeader) != "" {
+			t.Fatal("region header sent although disabled")
+		}
+	}
+	if len(a.Skipped) != 1 || a.Skipped[0] != "publisher-profile" {
+		t.Errorf("skipped = %v", a.Skipped)
+	}
+}
+
+func TestMixRejectsBadSpec(t *testing.T) {
+	t.Parallel()
+	_, err := NewMix(MixSpec{HotRatio: 2, HotDate: "tomorrow", Endpoints: []EndpointSpec{
+		{Name: "x", Path: "api/{nope}", Kind: "rpc", Weight: 1}}}, MixOptions{HotRatio: -1})
+	if err == nil {
+		t.Fatal("want error")
+	}
+	for _, want := range []string{"hot ratio 2", "hot_set", "cities", "hot_date", "kind \"rpc\"", "must start with /", "{nope}"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}
+
+func TestScenarioStages(t *testing.T) {
+	t.Parallel()
+	f := loadDefaultScenarios(t)
+	for _, name := range []string{"smoke", "load", "ramp", "spike", "soak"} {
+		if _, err := f.Scenario(name); err != nil {
+			t.Errorf("scenario %s missing: %v", name, err)
+		}
+	}
+	st, err := f.Stages("load", 50, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 2 || st[1].StartRate != 500 || st[1].EndRate != 500 || st[1].Duration != 2*time.Minute || st[0].Duration != 10*time.Second {
+		t.Errorf("load stages = %+v: want 10x of 50 = 500/s, the main stage stretched to 2m", st)
+	}
+	st, _ = f.Stages("ramp", 50, 0)
+	if st[0].StartRate != 0 || st[0].EndRate != 500 {
+		t.Errorf("ramp = %+v", st[0])
+	}
+	if _, err := f.Stages("stress", 50, 0); !errors.Is(err, ErrUnknownScenario) || !strings.Contains(err.Error(), "smoke") {
+		t.Errorf("err = %v", err)
+	}
+	bad := &ScenarioFile{Scenarios: map[string]ScenarioSpec{"b": {Stages: []StageSpec{{Name: "s", Duration: "soon"}}}}}
+	if _, err := bad.Stages("b", 50, 0); err == nil || !strings.Contains(err.Error(), "exactly one of rate") || !strings.Contains(err.Error(), "duration \"soon\"") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestRegionProfiles(t *testing.T) {
+	t.Parallel()
+	p, err := RepoPath(DefaultRegionsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, err := LoadRegionProfiles(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	us, err := rp.Lookup("us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if us.Added(TierEdge) != us.UserToEdge.RTT() || us.Added(TierOrigin) <= us.Added(TierShield) || us.Added(TierShield) <= us.Added(TierEdge) {
+		t.Errorf("added delays not increasing: %v %v %v", us.Added(TierEdge), us.Added(TierShield), us.Added(TierOrigin))
+	}
+	if !us.PopMatches("IAD89-C1") || us.PopMatches("TLV50-C1") {
+		t.Error("pop matching")
+	}
+	if d := us.UserToEdge.Delay(0); d != 7*time.Millisecond {
+		t.Errorf("Delay(0) = %v, want rtt-jitter = 7ms", d)
+	}
+	if _, err := rp.Select("us-east-1, mars-north-1"); !errors.Is(err, ErrUnknownRegion) || !strings.Contains(err.Error(), "il-central-1") {
+		t.Errorf("err = %v, want unknown region listing the known ones", err)
+	}
+	if sel, err := rp.Select(""); err != nil || len(sel) != 2 {
+		t.Errorf("select all: %v %v", sel, err)
+	}
+	_, err = ParseRegionProfiles([]byte(`{"regions":[{"name":"x","user_edge":{"rtt_ms":1,"jitter_ms":2,"source":"nope"}}],"sources":[]}`))
+	for _, want := range []string{"jitter_ms 2.0 exceeds", "source \"nope\" is not listed"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+	}
+}
