@@ -1,0 +1,468 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
+
+	"github.com/shtetl/zmanim-ops/internal/config"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// fixture is an edge in front of two httptest origins that count what reaches them.
+type fixture struct {
+	edge       *Edge
+	clock      *clock
+	apiHits    atomic.Int64
+	staticHits atomic.Int64
+	lastAPI    atomic.Pointer[http.Request]
+	lastStatic atomic.Pointer[http.Request]
+	sleeps     *sleepLog
+}
+
+type sleepLog struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (s *sleepLog) sleep(_ context.Context, d time.Duration) error {
+	s.mu.Lock()
+	s.d = append(s.d, d)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *sleepLog) take() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.d
+	s.d = nil
+	return d
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{clock: &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}, sleeps: &sleepLog{}}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := f.apiHits.Add(1)
+		f.lastAPI.Store(r)
+		switch {
+		case r.URL.Path == "/health":
+			fmt.Fprint(w, `{"status":"ok"}`)
+		case r.URL.Path == "/api/nostore":
+			w.Header().Set("Cache-Control", "no-store")
+			fmt.Fprintf(w, "n=%d", n)
+		case strings.HasPrefix(r.URL.Path, "/api/publisher/"):
+			fmt.Fprintf(w, "user=%s n=%d", r.Header.Get("Authorization"), n)
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"path":%q,"query":%q,"auth":%q,"n":%d}`, r.URL.Path, r.URL.RawQuery, r.Header.Get("Authorization"), n)
+		}
+	}))
+	t.Cleanup(api.Close)
+	static := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.staticHits.Add(1)
+		f.lastStatic.Store(r)
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 Credential=AKIDTWIN/") {
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, "<Error><Code>AccessDenied</Code></Error>")
+			return
+		}
+		files := map[string]string{"/site/index.html": "home", "/site/docs/index.html": "docs index", "/site/app.js": "js"}
+		body, ok := files[r.URL.Path]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		etag := fmt.Sprintf(`"%x"`, len(body))
+		w.Header().Set("ETag", etag)
+		w.Header().Set("Cache-Control", "max-age=60")
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprint(w, body)
+	}))
+	t.Cleanup(static.Close)
+	e, err := New(Options{
+		Config: config.DefaultEdge(),
+		Origins: map[string]OriginTarget{
+			config.OriginIDAPI:    {URL: api.URL},
+			config.OriginIDStatic: {URL: static.URL + "/site", S3: &S3Auth{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTWIN", "secret", "")}},
+		},
+		Now:   f.clock.now,
+		Sleep: f.sleeps.sleep,
+		Rand:  func() float64 { return 0.5 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.edge = e
+	return f
+}
+
+func (f *fixture) get(t *testing.T, target string, kv ...string) *http.Response {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodGet, target, nil)
+	for i := 0; i < len(kv); i += 2 {
+		r.Header.Set(kv[i], kv[i+1])
+	}
+	w := httptest.NewRecorder()
+	f.edge.ServeHTTP(w, r)
+	return w.Result()
+}
+
+func body(t *testing.T, r *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestMissThenHitAgeGrows(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	steps := []struct {
+		advance time.Duration
+		xcache  string
+		tier    string
+		age     string
+	}{
+		{0, "Miss from cloudfront", TierOrigin, ""},
+		{3 * time.Second, "Hit from cloudfront", TierEdge, "3"},
+		{4 * time.Second, "Hit from cloudfront", TierEdge, "7"},
+	}
+	var first string
+	for i, s := range steps {
+		f.clock.add(s.advance)
+		r := f.get(t, "/api/cities?q=jer")
+		b := body(t, r)
+		if r.StatusCode != 200 || r.Header.Get("X-Cache") != s.xcache || r.Header.Get(TierHeader) != s.tier || r.Header.Get("Age") != s.age {
+			t.Fatalf("step %d: status %d X-Cache %q tier %q Age %q; want %q %q %q", i, r.StatusCode, r.Header.Get("X-Cache"), r.Header.Get(TierHeader), r.Header.Get("Age"), s.xcache, s.tier, s.age)
+		}
+		if i == 0 {
+			first = b
+		} else if b != first {
+			t.Fatalf("step %d: body %q differs from the cached %q", i, b, first)
+		}
+		for _, h := range []string{"Via", "X-Amz-Cf-Pop", "X-Amz-Cf-Id"} {
+			if r.Header.Get(h) == "" {
+				t.Errorf("step %d: missing %s", i, h)
+			}
+		}
+	}
+	if n := f.apiHits.Load(); n != 1 {
+		t.Fatalf("origin saw %d requests, want 1", n)
+	}
+	if q := f.lastAPI.Load().URL.RawQuery; q != "q=jer" {
+		t.Fatalf("origin query %q, want q=jer (passed through intact)", q)
+	}
+	// Another query is another object.
+	if r := f.get(t, "/api/cities?q=tel"); r.Header.Get("X-Cache") != "Miss from cloudfront" {
+		t.Fatalf("a different query string was served from cache: %s", r.Header.Get("X-Cache"))
+	}
+}
+
+func TestShieldTierAnswersEdgeMiss(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.get(t, "/api/zmanim?lat=31.7&lon=35.2")
+	f.clock.add(2 * time.Second)
+	f.edge.edge.purge([]string{"/*"}) // as if another edge location asked
+	r := f.get(t, "/api/zmanim?lat=31.7&lon=35.2")
+	if r.Header.Get(TierHeader) != TierShield || r.Header.Get("X-Cache") != "Miss from cloudfront" || r.Header.Get("Age") != "2" {
+		t.Fatalf("tier %q X-Cache %q Age %q; want shield, Miss, 2", r.Header.Get(TierHeader), r.Header.Get("X-Cache"), r.Header.Get("Age"))
+	}
+	if n := f.apiHits.Load(); n != 1 {
+		t.Fatalf("origin saw %d requests, want 1", n)
+	}
+}
+
+func TestPrivateResponsesNeverShared(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tests := []struct {
+		name, path string
+		auth       []string
+	}{
+		{"JWT route forwards each user's token", "/api/publisher/me", []string{"Bearer alice", "Bearer bob", ""}},
+		{"admin route", "/api/admin/users", []string{"Bearer admin", ""}},
+	}
+	for _, tc := range tests {
+		var bodies []string
+		for _, a := range tc.auth {
+			var r *http.Response
+			if a == "" {
+				r = f.get(t, tc.path)
+			} else {
+				r = f.get(t, tc.path, "Authorization", a)
+			}
+			b := body(t, r)
+			if r.Header.Get("X-Cache") != "Miss from cloudfront" || r.Header.Get(TierHeader) != TierOrigin {
+				t.Fatalf("%s: %s served with X-Cache %q tier %q", tc.name, tc.path, r.Header.Get("X-Cache"), r.Header.Get(TierHeader))
+			}
+			if got := f.lastAPI.Load().Header.Get("Authorization"); got != a {
+				t.Fatalf("%s: origin got Authorization %q, want %q", tc.name, got, a)
+			}
+			for _, prev := range bodies {
+				if prev == b {
+					t.Fatalf("%s: user %q got another user's response %q", tc.name, a, b)
+				}
+			}
+			bodies = append(bodies, b)
+		}
+	}
+	// On the caching /api/* behavior Authorization is neither forwarded nor keyed.
+	f.get(t, "/api/cities?q=x", "Authorization", "Bearer alice")
+	if got := f.lastAPI.Load().Header.Get("Authorization"); got != "" {
+		t.Fatalf("cached behavior forwarded Authorization %q", got)
+	}
+}
+
+func TestNoStoreNotCached(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for i := range 2 {
+		r := f.get(t, "/api/nostore")
+		if r.Header.Get("X-Cache") != "Miss from cloudfront" {
+			t.Fatalf("request %d: X-Cache %q", i, r.Header.Get("X-Cache"))
+		}
+	}
+	if n := f.apiHits.Load(); n != 2 {
+		t.Fatalf("origin saw %d requests, want 2", n)
+	}
+}
+
+func TestStaticDirectoryIndexSigningAndRevalidation(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tests := []struct {
+		path, wantOrigin, wantBody string
+	}{
+		{"/docs/", "/site/docs/index.html", "docs index"},
+		{"/docs", "/site/docs/index.html", "docs index"},
+		{"/", "/site/index.html", "home"},
+		{"/app.js?v=3", "/site/app.js", "js"},
+	}
+	for _, tc := range tests {
+		r := f.get(t, tc.path)
+		if b := body(t, r); r.StatusCode != 200 || b != tc.wantBody {
+			t.Fatalf("%s: %d %q, want 200 %q", tc.path, r.StatusCode, b, tc.wantBody)
+		}
+		last := f.lastStatic.Load()
+		if r.Header.Get("X-Cache") == "Miss from cloudfront" && (last.URL.Path != tc.wantOrigin || last.URL.RawQuery != "") {
+			t.Fatalf("%s: origin got %s?%s, want %s without query", tc.path, last.URL.Path, last.URL.RawQuery, tc.wantOrigin)
+		}
+	}
+	// "/docs" and "/docs/" share the object: the second was a hit.
+	if n := f.staticHits.Load(); n != 3 {
+		t.Fatalf("static origin saw %d requests, want 3", n)
+	}
+	// Stale after max-age=60: revalidated with If-None-Match, origin answers 304.
+	f.clock.add(61 * time.Second)
+	r := f.get(t, "/docs/")
+	if b := body(t, r); r.Header.Get("X-Cache") != "RefreshHit from cloudfront" || b != "docs index" {
+		t.Fatalf("after expiry: X-Cache %q body %q, want RefreshHit and the stored body", r.Header.Get("X-Cache"), b)
+	}
+	if inm := f.lastStatic.Load().Header.Get("If-None-Match"); inm == "" {
+		t.Fatal("revalidation was not conditional")
+	}
+	if r := f.get(t, "/docs/"); r.Header.Get("X-Cache") != "Hit from cloudfront" {
+		t.Fatalf("after revalidation: X-Cache %q, want Hit", r.Header.Get("X-Cache"))
+	}
+}
+
+func TestViewerProtocolAndMethods(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	r := f.get(t, "/docs/?a=1", "X-Forwarded-Proto", "http")
+	if r.StatusCode != http.StatusMovedPermanently || r.Header.Get("Location") != "https://example.com/docs/?a=1" {
+		t.Fatalf("plain HTTP: %d Location %q, want 301 to https", r.StatusCode, r.Header.Get("Location"))
+	}
+	w := httptest.NewRecorder()
+	f.edge.PlainHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	if w.Code != http.StatusMovedPermanently {
+		t.Fatalf("plain listener: %d, want 301", w.Code)
+	}
+	w = httptest.NewRecorder()
+	f.edge.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/index.html", strings.NewReader("x")))
+	if w.Code != http.StatusForbidden || w.Header().Get("X-Cache") != "Error from cloudfront" {
+		t.Fatalf("POST to a GET-only behavior: %d %q, want 403 Error", w.Code, w.Header().Get("X-Cache"))
+	}
+	w = httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/api/publisher/zmanim?x=1", strings.NewReader(`{"a":1}`))
+	req.Header.Set("Content-Type", "application/json")
+	f.edge.ServeHTTP(w, req)
+	if w.Code != 200 || f.lastAPI.Load().Method != http.MethodPost || f.lastAPI.Load().URL.RawQuery != "x=1" {
+		t.Fatalf("POST to the API: %d, origin %s ?%s", w.Code, f.lastAPI.Load().Method, f.lastAPI.Load().URL.RawQuery)
+	}
+}
+
+func TestInvalidationThroughCloudFrontAPI(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctl := httptest.NewServer(f.edge.ControlHandler())
+	t.Cleanup(ctl.Close)
+	cf := cloudfront.New(cloudfront.Options{
+		BaseEndpoint: aws.String(ctl.URL),
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("twin", "twin", ""),
+	})
+	warm := func() {
+		for _, p := range []string{"/api/cities?q=jer", "/docs/", "/app.js"} {
+			f.get(t, p)
+			if r := f.get(t, p); r.Header.Get("X-Cache") != "Hit from cloudfront" {
+				t.Fatalf("warm %s: %s", p, r.Header.Get("X-Cache"))
+			}
+		}
+	}
+	tests := []struct {
+		paths  []string
+		missed []string
+		hit    []string
+	}{
+		{[]string{"/api/cities"}, []string{"/api/cities?q=jer"}, []string{"/docs/", "/app.js"}},
+		{[]string{"/docs/*"}, []string{"/docs/"}, []string{"/api/cities?q=jer", "/app.js"}},
+		{[]string{"/*"}, []string{"/api/cities?q=jer", "/docs/", "/app.js"}, nil},
+	}
+	for i, tc := range tests {
+		warm()
+		out, err := cf.CreateInvalidation(context.Background(), &cloudfront.CreateInvalidationInput{
+			DistributionId: aws.String(f.edge.DistributionID()),
+			InvalidationBatch: &cftypes.InvalidationBatch{
+				CallerReference: aws.String(fmt.Sprintf("test-%d", i)),
+				Paths:           &cftypes.Paths{Quantity: aws.Int32(int32(len(tc.paths))), Items: tc.paths},
+			},
+		})
+		if err != nil {
+			t.Fatalf("CreateInvalidation %v: %v", tc.paths, err)
+		}
+		got, err := cf.GetInvalidation(context.Background(), &cloudfront.GetInvalidationInput{DistributionId: aws.String(f.edge.DistributionID()), Id: out.Invalidation.Id})
+		if err != nil || aws.ToString(got.Invalidation.Status) != "Completed" || len(got.Invalidation.InvalidationBatch.Paths.Items) != len(tc.paths) {
+			t.Fatalf("GetInvalidation: %+v %v", got, err)
+		}
+		for _, p := range tc.missed {
+			// Both tiers were purged: the origin answers.
+			if r := f.get(t, p); r.Header.Get(TierHeader) != TierOrigin {
+				t.Errorf("after invalidating %v, %s came from %s (%s)", tc.paths, p, r.Header.Get(TierHeader), r.Header.Get("X-Cache"))
+			}
+		}
+		for _, p := range tc.hit {
+			if r := f.get(t, p); r.Header.Get("X-Cache") != "Hit from cloudfront" {
+				t.Errorf("invalidating %v also purged %s", tc.paths, p)
+			}
+		}
+	}
+	_, err := cf.CreateInvalidation(context.Background(), &cloudfront.CreateInvalidationInput{
+		DistributionId:    aws.String("ENOSUCH"),
+		InvalidationBatch: &cftypes.InvalidationBatch{CallerReference: aws.String("x"), Paths: &cftypes.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}}},
+	})
+	var nsd *cftypes.NoSuchDistribution
+	if err == nil || !strings.Contains(err.Error(), "NoSuchDistribution") {
+		t.Fatalf("unknown distribution: %v (%T), want NoSuchDistribution %T", err, err, nsd)
+	}
+}
+
+func TestLatencyHooks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ms := func(n int) Duration { return Duration(time.Duration(n) * time.Millisecond) }
+	l := Latency{
+		Enabled:  true,
+		Profiles: map[string]Profile{"us-east": {Viewer: ms(20), Shield: ms(70), Origin: ms(5), Pop: "IAD89-C1"}},
+	}
+	if err := f.edge.SetLatency(l); err != nil {
+		t.Fatal(err)
+	}
+	f.sleeps.take()
+	region := []string{RegionHeader, "us-east"}
+	want := func(step string, d ...int) {
+		t.Helper()
+		got := f.sleeps.take()
+		if len(got) != len(d) {
+			t.Fatalf("%s: slept %v, want %v ms", step, got, d)
+		}
+		for i := range d {
+			if got[i] != time.Duration(d[i])*time.Millisecond {
+				t.Fatalf("%s: slept %v, want %v ms", step, got, d)
+			}
+		}
+	}
+	r := f.get(t, "/api/cities?q=lat", region...)
+	want("origin miss", 20, 70, 5)
+	if r.Header.Get("X-Amz-Cf-Pop") != "IAD89-C1" {
+		t.Fatalf("pop %q", r.Header.Get("X-Amz-Cf-Pop"))
+	}
+	f.get(t, "/api/cities?q=lat", region...)
+	want("edge hit", 20)
+	f.edge.edge.purge([]string{"/*"})
+	f.get(t, "/api/cities?q=lat", region...)
+	want("shield hit", 20, 70)
+	f.get(t, "/api/cities?q=lat")
+	want("no region header, no default profile")
+
+	l.Fault = Fault{Rate: 1, Mode: FaultError}
+	if err := f.edge.SetLatency(l); err != nil {
+		t.Fatal(err)
+	}
+	r = f.get(t, "/api/cities?q=fault", region...)
+	if r.StatusCode != http.StatusBadGateway || r.Header.Get("X-Cache") != "Error from cloudfront" {
+		t.Fatalf("fault: %d %q, want 502 Error from cloudfront", r.StatusCode, r.Header.Get("X-Cache"))
+	}
+	want("fault", 20, 70, 5)
+	if r := f.get(t, "/api/cities?q=lat", region...); r.StatusCode != 200 {
+		t.Fatalf("an edge hit must not reach the failing origin: %d", r.StatusCode)
+	}
+	want("edge hit during faults", 20)
+	// Through the control endpoint, with durations as strings; off again.
+	ctl := httptest.NewServer(f.edge.ControlHandler())
+	t.Cleanup(ctl.Close)
+	req, _ := http.NewRequest(http.MethodPut, ctl.URL+"/_twin/latency", strings.NewReader(`{"enabled":false,"profiles":{"eu":{"viewer":"15ms"}},"fault":{"rate":2}}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("bad fault rate accepted: %v %v", resp, err)
+	}
+	req, _ = http.NewRequest(http.MethodPut, ctl.URL+"/_twin/latency", strings.NewReader(`{"enabled":false,"profiles":{"eu":{"viewer":"15ms"}}}`))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT latency: %v %v", resp, err)
+	}
+	if got := f.edge.Latency().Profiles["eu"].Viewer.D(); got != 15*time.Millisecond {
+		t.Fatalf("viewer %v, want 15ms", got)
+	}
+	f.get(t, "/api/cities?q=off", region...)
+	want("hooks disabled")
+}
+
+func TestNewRejectsMissingOrigins(t *testing.T) {
+	t.Parallel()
+	_, err := New(Options{Config: config.DefaultEdge(), Origins: map[string]OriginTarget{config.OriginIDStatic: {URL: "http://127.0.0.1:1/b"}}})
+	if err == nil || !strings.Contains(err.Error(), `origin "api" has no target URL`) || !strings.Contains(err.Error(), "S3") {
+		t.Fatalf("got %v", err)
+	}
+}
