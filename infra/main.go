@@ -1,0 +1,47 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "infra:", err)
+		os.Exit(1)
+	}
+}
+
+// run synthesizes the app into -out (or $CDK_OUTDIR when the CDK CLI runs us), optionally with
+// the cdk-nag AwsSolutions checks, and prices the result against the budget.
+func run(args []string) error {
+	fs := flag.NewFlagSet("infra", flag.ContinueOnError)
+	out := fs.String("out", "", "cloud assembly directory (default $CDK_OUTDIR or cdk.out)")
+	nag := fs.Bool("nag", false, "apply the cdk-nag AwsSolutions checks and fail on unsuppressed errors")
+	root := fs.String("root", "..", "repository root holding zmanim-ops.yaml")
+	env := fs.String("env", "prod", "environment to synthesize")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	opts, err := OptionsFromEnv()
+	if err != nil {
+		return err
+	}
+	opts.Nag = *nag
+	if *out != "" {
+		opts.OutDir = *out
+	}
+	res, err := Synth(*root, *env, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("synth: %d stacks in %s (%s)\n", len(res.Stacks), res.OutDir, res.Elapsed.Round(1e6))
+	for _, s := range res.Stacks {
+		fmt.Printf("  %-28s %s  %3d resources\n", s.Name, s.Region, s.Resources)
+	}
+	if *nag {
+		fmt.Printf("nag: AwsSolutions errors=0 warnings=%d suppressed=%d\n", res.NagWarnings, res.NagSuppressed)
+	}
+	return nil
+}
