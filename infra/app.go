@@ -175,8 +175,8 @@ func withDefaults(cfg *config.Env, o Options) Options {
 
 // Stacks are the app's stacks.
 type Stacks struct {
-	Network       *NetworkStack
-	All           []awscdk.Stack
+	Network *NetworkStack
+	All     []awscdk.Stack
 }
 
 // NewApp validates cfg and o and builds every stack into a new app.
