@@ -8,14 +8,14 @@ import (
 
 // Sentinel errors for restic's documented exit codes (restic 0.17). Compare with errors.Is.
 var (
-	ErrFatal         = errors.New("restic failed")                                    // exit 1
-	ErrPartialSource = errors.New("restic could not read some source data")           // exit 3
-	ErrNoRepository  = errors.New("restic repository does not exist")                 // exit 10
-	ErrLocked        = errors.New("restic repository is locked by another process")   // exit 11
-	ErrWrongPassword = errors.New("wrong restic repository password")                 // exit 12
-	ErrInterrupted   = errors.New("restic was interrupted")                           // exit 130
-	ErrNoSnapshot    = errors.New("no matching restic snapshot")                      // our own: empty result
-	ErrNoPassword    = errors.New("no restic repository password configured")         // our own: nothing to pass
+	ErrFatal         = errors.New("restic failed")                                   // exit 1
+	ErrPartialSource = errors.New("restic could not read some source data")          // exit 3
+	ErrNoRepository  = errors.New("restic repository does not exist")                // exit 10
+	ErrLocked        = errors.New("restic repository is locked by another process")  // exit 11
+	ErrWrongPassword = errors.New("wrong restic repository password")                // exit 12
+	ErrInterrupted   = errors.New("restic was interrupted")                          // exit 130
+	ErrNoSnapshot    = errors.New("no matching restic snapshot")                     // our own: empty result
+	ErrNoPassword    = errors.New("no restic repository password configured")        // our own: nothing to pass
 	ErrBadOutput     = errors.New("restic printed output this wrapper cannot parse") // our own
 )
 
