@@ -359,15 +359,17 @@ type ForgetOptions struct {
 	IDs       []string
 	KeepDaily int
 	KeepLast  int
-	Filter    Filter
-	GroupBy   string // e.g. "host,tags"; empty = restic's default
-	Prune     bool
+	// KeepWithin keeps every snapshot younger than this (--keep-within, whole hours).
+	KeepWithin time.Duration
+	Filter     Filter
+	GroupBy    string // e.g. "host,tags"; empty = restic's default
+	Prune      bool
 }
 
 // Args returns the forget arguments.
 func (o ForgetOptions) Args() ([]string, error) {
 	var a []string
-	if len(o.IDs) == 0 && o.KeepDaily <= 0 && o.KeepLast <= 0 {
+	if len(o.IDs) == 0 && o.KeepDaily <= 0 && o.KeepLast <= 0 && o.KeepWithin <= 0 {
 		return nil, errors.New("restic forget: no IDs and no keep policy (refusing to forget everything)")
 	}
 	if o.KeepDaily > 0 {
@@ -375,6 +377,9 @@ func (o ForgetOptions) Args() ([]string, error) {
 	}
 	if o.KeepLast > 0 {
 		a = append(a, "--keep-last", fmt.Sprint(o.KeepLast))
+	}
+	if o.KeepWithin > 0 {
+		a = append(a, "--keep-within", fmt.Sprintf("%dh", int(o.KeepWithin.Hours()+0.5)))
 	}
 	if o.GroupBy != "" {
 		a = append(a, "--group-by", o.GroupBy)
@@ -475,4 +480,13 @@ func (r *Repo) Ls(ctx context.Context, id string) ([]Node, error) {
 func (r *Repo) Unlock(ctx context.Context) error {
 	_, err := r.run(ctx, "unlock", nil, false, nil, io.Discard, nil)
 	return err
+}
+
+// List returns the IDs of repository objects of one type (`restic list locks|snapshots|...`).
+func (r *Repo) List(ctx context.Context, kind string) ([]string, error) {
+	var buf bytes.Buffer
+	if _, err := r.run(ctx, "list", []string{kind}, false, nil, &buf, nil); err != nil {
+		return nil, err
+	}
+	return strings.Fields(buf.String()), nil
 }
