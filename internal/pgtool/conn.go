@@ -150,30 +150,40 @@ func hostPort(h, p string) string {
 // Env is the environment a client program needs for this connection, plus a cleanup function.
 // The password is written to a private pgpass file in dir (or the system temp dir) and referenced
 // through PGPASSFILE, so it shows neither in `ps` nor in /proc/<pid>/environ of the child.
-// Inherited PG* variables are removed so they cannot redirect the program elsewhere.
+// Inherited variables that could send the program elsewhere (PGHOST, PGSERVICE, ...) are
+// removed; a PGPASSWORD inherited from the caller is moved into the pgpass file as well, and
+// without any password the caller's ~/.pgpass (or PGPASSFILE) is left to libpq.
 func (c Conn) Env(dir string) (env []string, cleanup func(), err error) {
 	cleanup = func() {}
+	password := c.Password
+	if password == "" {
+		password = os.Getenv("PGPASSWORD")
+	}
+	set := map[string]string{"PGHOST": c.Host, "PGPORT": c.Port, "PGDATABASE": c.Database}
+	if c.User != "" {
+		set["PGUSER"] = c.User
+	}
+	for k, v := range c.Params {
+		if name, ok := pgParamEnv[k]; ok {
+			set[name] = v
+		}
+	}
+	drop := map[string]bool{"PGPASSWORD": true, "PGHOSTADDR": true, "PGSERVICE": true, "PGSERVICEFILE": true,
+		"PGUSER": true, "PGHOST": true, "PGPORT": true, "PGDATABASE": true}
+	if password != "" {
+		drop["PGPASSFILE"] = true
+	}
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "PG") {
+		name, _, _ := strings.Cut(kv, "=")
+		if _, ours := set[name]; ours || drop[name] {
 			continue
 		}
 		env = append(env, kv)
 	}
-	env = append(env,
-		"PGHOST="+c.Host,
-		"PGPORT="+c.Port,
-		"PGDATABASE="+c.Database,
-	)
-	if c.User != "" {
-		env = append(env, "PGUSER="+c.User)
+	for k, v := range set {
+		env = append(env, k+"="+v)
 	}
-	for k, v := range c.Params {
-		if name, ok := pgParamEnv[k]; ok {
-			env = append(env, name+"="+v)
-		}
-	}
-	if c.Password == "" {
-		// Without a password in the URL, the user's own ~/.pgpass (or PGPASSFILE) supplies it.
+	if password == "" {
 		return env, cleanup, nil
 	}
 	f, err := os.CreateTemp(dir, "zops-pgpass-*")
@@ -191,7 +201,7 @@ func (c Conn) Env(dir string) (env []string, cleanup func(), err error) {
 	if user == "" {
 		user = "*"
 	}
-	line := strings.Join([]string{pgpassEscape(c.Host), pgpassEscape(c.Port), "*", pgpassEscape(user), pgpassEscape(c.Password)}, ":") + "\n"
+	line := strings.Join([]string{pgpassEscape(c.Host), pgpassEscape(c.Port), "*", pgpassEscape(user), pgpassEscape(password)}, ":") + "\n"
 	if _, err := f.WriteString(line); err != nil {
 		f.Close()
 		cleanup()

@@ -29,7 +29,8 @@ type RestoreOptions struct {
 	OnWarning  func(line string)
 }
 
-var restoreItemRe = regexp.MustCompile(`finished item \d+ (.+)$`)
+// Serial phases print "processing item", the parallel loop "finished item"; each is counted once.
+var restoreItemRe = regexp.MustCompile(`(?:processing|finished) item (\d+) (.+)$`)
 
 // TOCEntry is one line of `pg_restore --list`.
 type TOCEntry struct {
@@ -96,11 +97,16 @@ func Restore(ctx context.Context, o RestoreOptions) error {
 		return err
 	}
 	total := 0
+	inTOC := map[string]bool{}
 	if o.OnProgress != nil {
 		if toc, err := List(ctx, o.Dir); err == nil {
 			total = len(toc)
+			for _, e := range toc {
+				inTOC[strconv.Itoa(e.ID)] = true
+			}
 		}
 	}
+	counted := map[string]bool{}
 	jobs := max(o.Jobs, 1)
 	// --dbname carries only the database name; host, user and password come from the environment.
 	args := []string{"--format=directory", "--jobs=" + strconv.Itoa(jobs), "--dbname=" + o.Conn.Database, "--verbose", "--no-password"}
@@ -123,8 +129,13 @@ func Restore(ctx context.Context, o RestoreOptions) error {
 	cmd := Command{Program: prog, Args: args, Conn: o.Conn, OnStderrLine: func(line string) {
 		if m := restoreItemRe.FindStringSubmatch(line); m != nil {
 			mu.Lock()
+			if counted[m[1]] || (total > 0 && !inTOC[m[1]]) {
+				mu.Unlock()
+				return
+			}
+			counted[m[1]] = true
 			done++
-			p := Progress{Done: done, Total: total, Item: m[1]}
+			p := Progress{Done: done, Total: total, Item: m[2]}
 			mu.Unlock()
 			if o.OnProgress != nil {
 				o.OnProgress(p)

@@ -1,0 +1,93 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// DefaultDumpDir is where migrate:dump writes and migrate:restore reads by default.
+const DefaultDumpDir = ".state/migrate/dump"
+
+// argURL turns "-" or "" into "" so the environment variable is used.
+func argURL(s string) string {
+	if s == "-" {
+		return ""
+	}
+	return s
+}
+
+func envJobs() (int, error) {
+	v := os.Getenv("ZOPS_MIGRATE_JOBS")
+	if v == "" {
+		return max(runtime.NumCPU(), 2), nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("ZOPS_MIGRATE_JOBS=%q: want a positive integer", v)
+	}
+	return n, nil
+}
+
+func envDir() string {
+	if d := os.Getenv("ZOPS_MIGRATE_DIR"); d != "" {
+		return d
+	}
+	return DefaultDumpDir
+}
+
+// DumpTarget is `mage migrate:dump SOURCE_URL`.
+func DumpTarget(ctx context.Context, source string, out io.Writer) error {
+	src, _, err := ResolveURLs([]string{argURL(source)}, true, false)
+	if err != nil {
+		return err
+	}
+	jobs, err := envJobs()
+	if err != nil {
+		return err
+	}
+	var extra []string
+	if v := os.Getenv("ZOPS_MIGRATE_DUMP_ARGS"); v != "" {
+		extra = strings.Fields(v)
+	}
+	_, err = Dump(ctx, DumpOptions{SourceURL: src, Dir: envDir(), Jobs: jobs, Out: out, ExtraArgs: extra})
+	return err
+}
+
+// RestoreTarget is `mage migrate:restore TARGET_URL`.
+func RestoreTarget(ctx context.Context, target string, out io.Writer) error {
+	_, tgt, err := ResolveURLs([]string{"", argURL(target)}, false, true)
+	if err != nil {
+		return err
+	}
+	jobs, err := envJobs()
+	if err != nil {
+		return err
+	}
+	return Restore(ctx, RestoreOptions{
+		TargetURL: tgt, Dir: envDir(), Jobs: jobs, Out: out,
+		KeepOwners:             truthy(os.Getenv("ZOPS_MIGRATE_KEEP_OWNERS")),
+		AllowNonEmpty:          truthy(os.Getenv("ZOPS_MIGRATE_ALLOW_NONEMPTY")),
+		AllowExtensionMismatch: truthy(os.Getenv("ZOPS_MIGRATE_ALLOW_EXTENSION_MISMATCH")),
+		UseList:                os.Getenv("ZOPS_MIGRATE_USE_LIST"),
+	})
+}
+
+// VerifyTarget is `mage migrate:verify SOURCE_URL TARGET_URL`.
+func VerifyTarget(ctx context.Context, source, target string, out io.Writer) error {
+	src, tgt, err := ResolveURLs([]string{argURL(source), argURL(target)}, true, true)
+	if err != nil {
+		return err
+	}
+	o, err := VerifyOptionsFromEnv()
+	if err != nil {
+		return err
+	}
+	o.SourceURL, o.TargetURL, o.Out = src, tgt, out
+	_, err = RunVerify(ctx, o)
+	return err
+}
