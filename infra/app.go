@@ -175,8 +175,15 @@ func withDefaults(cfg *config.Env, o Options) Options {
 
 // Stacks are the app's stacks.
 type Stacks struct {
-	Network *NetworkStack
-	All     []awscdk.Stack
+	Dns           *DnsStack
+	Network       *NetworkStack
+	Compute       *ComputeStack
+	Edge          *EdgeStack
+	Storage       *StorageStack
+	Observability *ObservabilityStack
+	GithubOidc    *GithubOidcStack
+	// All in deployment order.
+	All []awscdk.Stack
 }
 
 // NewApp validates cfg and o and builds every stack into a new app.
@@ -212,7 +219,51 @@ func NewApp(cfg *config.Env, o Options) (awscdk.App, *Stacks, error) {
 		Env:              cfg,
 		AvailabilityZone: o.AvailabilityZone,
 	})
-	s.All = append(s.All, s.Network.Stack)
+	s.Dns = NewDnsStack(app, StackName(cfg.Name, PartDNS), &DnsStackProps{
+		StackProps:         props(PartDNS, CertificateRegion, "Route 53 zone, CloudFront certificate, /health check (story 7.8)"),
+		Env:                cfg,
+		HostedZoneID:       o.HostedZoneID,
+		HealthCheckRegions: o.HealthCheckRegions,
+	})
+	s.Compute = NewComputeStack(app, StackName(cfg.Name, PartCompute), &ComputeStackProps{
+		StackProps:       props(PartCompute, cfg.Region, "the box, data volume, Elastic IP, role, SSM config (stories 7.4, 7.9)"),
+		Env:              cfg,
+		Network:          s.Network,
+		AvailabilityZone: o.AvailabilityZone,
+	})
+	s.Edge = NewEdgeStack(app, StackName(cfg.Name, PartEdge), &EdgeStackProps{
+		StackProps:  props(PartEdge, cfg.Region, "CloudFront and the API Gateway HTTP API (stories 7.6, 7.7)"),
+		Env:         cfg,
+		Network:     s.Network,
+		Compute:     s.Compute,
+		Certificate: s.Dns.Certificate,
+		Zone:        s.Dns.Zone,
+	})
+	s.Storage = NewStorageStack(app, StackName(cfg.Name, PartStorage), &StorageStackProps{
+		StackProps:      props(PartStorage, cfg.Region, "backups, releases and static buckets (story 7.5)"),
+		Env:             cfg,
+		Network:         s.Network,
+		Compute:         s.Compute,
+		DistributionArn: s.Edge.Distribution.DistributionArn(),
+	})
+	s.Observability = NewObservabilityStack(app, StackName(cfg.Name, PartObservability), &ObservabilityStackProps{
+		StackProps: props(PartObservability, cfg.Region, "alarms and dashboard"),
+		Env:        cfg,
+		Compute:    s.Compute,
+		Edge:       s.Edge,
+	})
+	s.GithubOidc = NewGithubOidcStack(app, StackName(cfg.Name, PartGitHubOIDC), &GithubOidcStackProps{
+		StackProps:  props(PartGitHubOIDC, cfg.Region, "GitHub Actions OIDC deploy role"),
+		Env:         cfg,
+		Repo:        o.GitHubRepo,
+		ProviderArn: o.GitHubOIDCProviderARN,
+		Compute:     s.Compute,
+		Edge:        s.Edge,
+	})
+	s.All = []awscdk.Stack{s.Dns.Stack, s.Network.Stack, s.Compute.Stack, s.Edge.Stack, s.Storage.Stack, s.Observability.Stack, s.GithubOidc.Stack}
+	if o.Nag {
+		applyNag(app, s)
+	}
 	return app, s, nil
 }
 

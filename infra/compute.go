@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/template"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsservicediscovery"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/shtetl/zmanim-ops/internal/config"
+)
+
+// ComputeStackProps configure the box (stories 7.4, 7.9).
+type ComputeStackProps struct {
+	awscdk.StackProps
+	Env     *config.Env
+	Network *NetworkStack
+	// AvailabilityZone of the subnet; the data volume must live in the same zone.
+	AvailabilityZone string
+}
+
+// ComputeStack is the single Graviton box, its persistent data volume, Elastic IP, role, the
+// non-secret SSM parameters and the Cloud Map registration the API Gateway VPC link resolves.
+type ComputeStack struct {
+	awscdk.Stack
+	Instance   awsec2.Instance
+	DataVolume awsec2.Volume
+	Role       awsiam.Role
+	EIP        awsec2.CfnEIP
+	// BoxService is the Cloud Map service holding the box's private address and API port.
+	BoxService awsservicediscovery.Service
+}
+
+// Names used on the box (the AMI's units and users, packer/).
+const (
+	DataDir       = "/data"
+	DataLabel     = "zmanim-data"
+	DataDevice    = "/dev/sdf"
+	RootDevice    = "/dev/xvda" // Amazon Linux 2023
+	ServiceGroup  = "zmanim"
+	EnvFile       = "/etc/zmanim/zmanim.env"
+	BoxServices   = "postgresql redis zmanim-api restic-backup.timer restic-verify.timer"
+	AgentParam    = "cloudwatch-agent" // under the SSM prefix
+	MetricsNS     = "CWAgent"
+	BackupNS      = "Zmanim/Backup" // the backup job puts BackupSucceeded=1 here after each good run
+	BackupMetric  = "BackupSucceeded"
+	CloudMapName  = "box"
+	namespaceName = "zmanim.internal"
+)
+
+//go:embed assets/userdata.sh
+var userDataTemplate string
+
+// UserDataParams fill assets/userdata.sh.
+type UserDataParams struct {
+	Region, VolumeID, SSMPrefix, DataDir, Label, ServiceGroup, EnvFile, AgentParam, Services string
+}
+
+// RenderUserData renders the boot script.
+func RenderUserData(p UserDataParams) (string, error) {
+	t, err := template.New("userdata").Option("missingkey=error").Parse(userDataTemplate)
+	if err != nil {
+		return "", fmt.Errorf("parse user data: %w", err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, p); err != nil {
+		return "", fmt.Errorf("render user data: %w", err)
+	}
+	return b.String(), nil
+}
+
+// NewComputeStack builds the box.
+//
+// Instance replacement (DESIGN.md trap 4): CloudFormation creates a replacement instance before
+// deleting the old one, but the data volume attaches to one instance at a time. The volume is a
+// separate resource with RETAIN (it survives replacement and stack deletion); the rollout
+// (`mage ami`) stops the old box, detaches the volume, then lets CloudFormation replace the
+// instance; the boot script never formats a volume that has any signature.
+func NewComputeStack(scope constructs.Construct, id string, props *ComputeStackProps) *ComputeStack {
+	stack := awscdk.NewStack(scope, jsii.String(id), &props.StackProps)
+	e := props.Env
+	region := e.Region
+	ssmPrefix := strings.TrimSuffix(e.SSMPrefix, "/")
+	account := *stack.Account()
+
+	role := awsiam.NewRole(stack, jsii.String("BoxRole"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
+		Description: jsii.String("zmanim box: its buckets, its SSM parameters, SES for failure mail, CloudWatch agent"),
+		// Session Manager and Run Command (release path 2: SSM SendCommand) need the agent's core policy.
+		ManagedPolicies: &[]awsiam.IManagedPolicy{awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String("AmazonSSMManagedInstanceCore"))},
+	})
+	bucketArn := func(name string) string { return "arn:aws:s3:::" + name }
+	// Backups: restic reads, writes and prunes its repository (7.5).
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("BackupsList"),
+		Actions:   jsii.Strings("s3:ListBucket", "s3:GetBucketLocation"),
+		Resources: jsii.Strings(bucketArn(e.Buckets.Backups)),
+	}))
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("BackupsObjects"),
+		Actions:   jsii.Strings("s3:GetObject", "s3:PutObject", "s3:DeleteObject"),
+		Resources: jsii.Strings(bucketArn(e.Buckets.Backups) + "/*"),
+	}))
+	// Releases: read only (the box downloads binaries, never writes them).
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReleasesRead"),
+		Actions:   jsii.Strings("s3:ListBucket", "s3:GetObject"),
+		Resources: jsii.Strings(bucketArn(e.Buckets.Releases), bucketArn(e.Buckets.Releases)+"/*"),
+	}))
+	// SSM: its own parameters only (7.9.3); SecureStrings use the aws/ssm key, whose key policy
+	// already lets account principals decrypt through SSM.
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ParametersRead"),
+		Actions:   jsii.Strings("ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"),
+		Resources: jsii.Strings(fmt.Sprintf("arn:aws:ssm:%s:%s:parameter%s", region, account, ssmPrefix), fmt.Sprintf("arn:aws:ssm:%s:%s:parameter%s/*", region, account, ssmPrefix)),
+	}))
+	// SES: failure mail from the notify address only.
+	fromDomain := e.Notify.From[strings.LastIndex(e.Notify.From, "@")+1:]
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("FailureMail"),
+		Actions:    jsii.Strings("ses:SendEmail", "ses:SendRawEmail"),
+		Resources:  jsii.Strings(fmt.Sprintf("arn:aws:ses:%s:%s:identity/%s", region, account, fromDomain), fmt.Sprintf("arn:aws:ses:%s:%s:identity/%s", region, account, e.Notify.From)),
+		Conditions: &map[string]any{"StringEquals": map[string]any{"ses:FromAddress": e.Notify.From}},
+	}))
+	// CloudWatch agent: metrics into its namespace and the backup namespace, logs into the box's groups.
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("Metrics"),
+		Actions:    jsii.Strings("cloudwatch:PutMetricData"),
+		Resources:  jsii.Strings("*"), // PutMetricData has no resource type; the condition scopes it
+		Conditions: &map[string]any{"StringEquals": map[string]any{"cloudwatch:namespace": []string{MetricsNS, BackupNS}}},
+	}))
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("Logs"),
+		Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"),
+		Resources: jsii.Strings(fmt.Sprintf("arn:aws:logs:%s:%s:log-group:/zmanim/%s/*", region, account, e.Name)),
+	}))
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("AgentTags"),
+		Actions:    jsii.Strings("ec2:DescribeTags"),
+		Resources:  jsii.Strings("*"), // DescribeTags has no resource type
+		Conditions: &map[string]any{"StringEquals": map[string]any{"aws:RequestedRegion": region}},
+	}))
+
+	// The non-secret configuration (7.9.2) and the agent configuration. Secrets (clerk, postgres,
+	// restic, origin-verify) are put by operators: CloudFormation cannot create SecureStrings.
+	cfgJSON, _ := json.Marshal(map[string]any{
+		"env": e.Name, "region": region, "domain": e.Domain, "port": e.Instance.Port,
+		"buckets": e.Buckets, "data_dir": DataDir, "origin_verify_header": e.API.OriginVerifyHeader,
+	})
+	awsssm.NewStringParameter(stack, jsii.String("ConfigParam"), &awsssm.StringParameterProps{
+		ParameterName: jsii.String(e.SSM(config.ParamConfig)),
+		StringValue:   jsii.String(string(cfgJSON)),
+		Description:   jsii.String("zmanim non-secret configuration (JSON)"),
+		Tier:          awsssm.ParameterTier_STANDARD,
+	})
+	awsssm.NewStringParameter(stack, jsii.String("AgentParam"), &awsssm.StringParameterProps{
+		ParameterName: jsii.String(e.SSM(AgentParam)),
+		StringValue:   jsii.String(AgentConfig(e)),
+		Description:   jsii.String("CloudWatch agent configuration of the zmanim box"),
+		Tier:          awsssm.ParameterTier_STANDARD,
+	})
+
+	vpc := props.Network.Vpc
+	volume := awsec2.NewVolume(stack, jsii.String("DataVolume"), &awsec2.VolumeProps{
+		AvailabilityZone: jsii.String(props.AvailabilityZone),
+		Size:             awscdk.Size_Gibibytes(jsii.Number(float64(e.Instance.DataVolumeGB))),
+		VolumeType:       awsec2.EbsDeviceVolumeType_GP3,
+		Encrypted:        jsii.Bool(true),
+		RemovalPolicy:    awscdk.RemovalPolicy_RETAIN,
+		VolumeName:       jsii.String("zmanim-" + e.Name + "-data"),
+	})
+
+	script, err := RenderUserData(UserDataParams{
+		Region: region, VolumeID: *volume.VolumeId(), SSMPrefix: ssmPrefix, DataDir: DataDir, Label: DataLabel,
+		ServiceGroup: ServiceGroup, EnvFile: EnvFile, AgentParam: e.SSM(AgentParam), Services: BoxServices,
+	})
+	if err != nil {
+		panic(err) // the template is embedded; a failure is a programming error caught by the tests
+	}
+
+	instance := awsec2.NewInstance(stack, jsii.String("Box"), &awsec2.InstanceProps{
+		InstanceType: awsec2.NewInstanceType(jsii.String(e.Instance.Type)),
+		// The Packer pipeline writes the AMI id to this parameter (7.2.8); CloudFormation resolves
+		// it at deploy time, so a missing parameter fails the change set, not the synth.
+		MachineImage:            awsec2.MachineImage_FromSsmParameter(jsii.String(e.Instance.AMIParameter), &awsec2.SsmParameterImageOptions{Os: awsec2.OperatingSystemType_LINUX}),
+		Vpc:                     vpc,
+		VpcSubnets:              &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC},
+		AvailabilityZone:        jsii.String(props.AvailabilityZone),
+		SecurityGroup:           props.Network.BoxSG,
+		Role:                    role,
+		HttpTokens:              awsec2.HttpTokens_REQUIRED, // IMDSv2 only
+		HttpPutResponseHopLimit: jsii.Number(1),
+		DetailedMonitoring:      jsii.Bool(false), // basic 5-minute metrics (spec open question 3)
+		EbsOptimized:            jsii.Bool(true),
+		DisableApiTermination:   jsii.Bool(true),
+		BlockDevices: &[]*awsec2.BlockDevice{{
+			DeviceName: jsii.String(RootDevice),
+			Volume: awsec2.BlockDeviceVolume_Ebs(jsii.Number(float64(e.Instance.RootVolumeGB)), &awsec2.EbsDeviceOptions{
+				VolumeType:          awsec2.EbsDeviceVolumeType_GP3,
+				Encrypted:           jsii.Bool(true),
+				DeleteOnTermination: jsii.Bool(true), // disposable: everything lasting is on /data
+			}),
+		}},
+		UserData: awsec2.UserData_Custom(jsii.String(script)),
+	})
+	awsec2.NewCfnVolumeAttachment(stack, jsii.String("DataAttachment"), &awsec2.CfnVolumeAttachmentProps{
+		Device:     jsii.String(DataDevice),
+		InstanceId: instance.InstanceId(),
+		VolumeId:   volume.VolumeId(),
+	})
+	eip := awsec2.NewCfnEIP(stack, jsii.String("EIP"), &awsec2.CfnEIPProps{Domain: jsii.String("vpc")})
+	eip.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN, nil) // keep the address (admin allow-lists) across rebuilds
+	awsec2.NewCfnEIPAssociation(stack, jsii.String("EIPAssociation"), &awsec2.CfnEIPAssociationProps{
+		AllocationId: eip.AttrAllocationId(),
+		InstanceId:   instance.InstanceId(),
+	})
+
+	ns := awsservicediscovery.NewHttpNamespace(stack, jsii.String("Namespace"), &awsservicediscovery.HttpNamespaceProps{
+		Name:        jsii.String(e.Name + "." + namespaceName),
+		Description: jsii.String("private discovery of the zmanim box for the API Gateway VPC link"),
+	})
+	svc := ns.CreateService(jsii.String("BoxService"), &awsservicediscovery.BaseServiceProps{
+		Name:        jsii.String(CloudMapName),
+		Description: jsii.String("the zmanim API on the box"),
+	})
+	svc.RegisterIpInstance(jsii.String("BoxInstance"), &awsservicediscovery.IpInstanceBaseProps{
+		Ipv4: instance.InstancePrivateIp(),
+		Port: jsii.Number(float64(e.Instance.Port)),
+	})
+
+	awscdk.NewCfnOutput(stack, jsii.String("InstanceId"), &awscdk.CfnOutputProps{Value: instance.InstanceId()})
+	awscdk.NewCfnOutput(stack, jsii.String("DataVolumeId"), &awscdk.CfnOutputProps{Value: volume.VolumeId()})
+	awscdk.NewCfnOutput(stack, jsii.String("ElasticIp"), &awscdk.CfnOutputProps{Value: eip.AttrPublicIp()})
+	return &ComputeStack{Stack: stack, Instance: instance, DataVolume: volume, Role: role, EIP: eip, BoxService: svc}
+}
+
+// AgentConfig is the CloudWatch agent configuration (7.4.7): memory and disk use of / and /data
+// with the instance id as dimension (the alarms and dashboard use these), and the service logs.
+func AgentConfig(e *config.Env) string {
+	logs := func(file, group string) map[string]any {
+		return map[string]any{"file_path": file, "log_group_name": fmt.Sprintf("/zmanim/%s/%s", e.Name, group), "log_stream_name": "{instance_id}", "retention_in_days": 30}
+	}
+	c := map[string]any{
+		"agent": map[string]any{"metrics_collection_interval": 60, "run_as_user": "cwagent"},
+		"metrics": map[string]any{
+			"namespace":              MetricsNS,
+			"append_dimensions":      map[string]any{"InstanceId": "${aws:InstanceId}"},
+			"aggregation_dimensions": [][]string{{"InstanceId", "path"}, {"InstanceId"}},
+			"metrics_collected": map[string]any{
+				"mem":  map[string]any{"measurement": []string{"mem_used_percent"}},
+				"disk": map[string]any{"measurement": []string{"used_percent"}, "resources": []string{"/", DataDir}, "drop_device": true, "ignore_file_system_types": []string{"sysfs", "devtmpfs", "tmpfs"}},
+			},
+		},
+		"logs": map[string]any{"logs_collected": map[string]any{"files": map[string]any{"collect_list": []any{
+			logs("/var/log/zmanim/api.log", "api"),
+			logs("/data/postgres/log/*.log", "postgresql"),
+			logs("/var/log/redis/redis.log", "redis"),
+			logs("/var/log/zmanim-boot.log", "boot"),
+		}}}},
+	}
+	b, _ := json.Marshal(c)
+	return string(b)
+}
