@@ -1,0 +1,243 @@
+package site
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/shtetl/zmanim-ops/internal/site/nextgen"
+)
+
+// BenchOptions configure the site benchmark.
+type BenchOptions struct {
+	// Endpoint is the S3 server; empty URL starts a throwaway versitygw (Versitygw) on a free
+	// loopback port with its data in a temp dir.
+	Endpoint  Endpoint
+	Versitygw string // versitygw binary, used when Endpoint.URL is empty
+	AWS       string // aws CLI v2 (default /usr/bin/aws)
+	Spec      nextgen.Spec
+	// Concurrency of our sync (0: default).
+	Concurrency int
+	Out         io.Writer
+}
+
+// BenchResult holds the benchmark's figures.
+type BenchResult struct {
+	Ours, AWS      map[string]time.Duration
+	OneChangePuts  int
+	Files          int
+	Bytes          int64
+	ColdRatio      float64
+	RebuildRatio   float64
+	OneChangeRatio float64
+	NoChangeRatio  float64
+}
+
+// Line is the benchmark's last line.
+func (r *BenchResult) Line() string {
+	return fmt.Sprintf("site: cold_ratio=%.3f rebuild_ratio=%.3f onechange_ratio=%.3f onechange_puts=%d nochange_ratio=%.3f",
+		r.ColdRatio, r.RebuildRatio, r.OneChangeRatio, r.OneChangePuts, r.NoChangeRatio)
+}
+
+// Bench runs our sync and `aws s3 sync` side by side on the same generated export and the
+// same S3 server, each into its own bucket, for four scenarios: cold upload, a rebuild with
+// identical content (every file rewritten, new mtimes), a rebuild with one changed hashed
+// chunk plus the page referencing it, and no change. Our sync runs in-process (the aws CLI's
+// own start-up is part of its time) and without CloudFront invalidation, which aws s3 sync
+// does not do either.
+func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
+	if o.Out == nil {
+		o.Out = os.Stdout
+	}
+	if o.AWS == "" {
+		o.AWS = "/usr/bin/aws"
+	}
+	if o.Spec.Pages == 0 {
+		o.Spec = nextgen.Default()
+	}
+	if _, err := exec.LookPath(o.AWS); err != nil {
+		return nil, fmt.Errorf("bench needs the aws CLI v2 as the baseline: %w (apt-get install awscli, or set ZOPS_AWS_CLI)", err)
+	}
+	tmp, err := os.MkdirTemp("", "zops-bench-site-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	ep := o.Endpoint
+	if ep.URL == "" {
+		stop, started, err := StartVersitygw(ctx, o.Versitygw, filepath.Join(tmp, "s3"))
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		ep = started
+		fmt.Fprintf(o.Out, "site: bench: started versitygw at %s (no S3 endpoint given)\n", ep.URL)
+	} else {
+		fmt.Fprintf(o.Out, "site: bench: S3 server %s\n", ep.URL)
+	}
+	client := NewS3Client(ep)
+	suffix := make([]byte, 4)
+	rand.Read(suffix)
+	ours, theirs := "bench-ours-"+hex.EncodeToString(suffix), "bench-aws-"+hex.EncodeToString(suffix)
+	for _, b := range []string{ours, theirs} {
+		if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			return nil, fmt.Errorf("create bench bucket %s: %w", b, err)
+		}
+		defer emptyAndDrop(context.WithoutCancel(ctx), client, b)
+	}
+	awsCfg := filepath.Join(tmp, "aws-config")
+	if err := os.WriteFile(awsCfg, []byte("[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n"), 0o600); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(tmp, "out")
+	res := &BenchResult{Ours: map[string]time.Duration{}, AWS: map[string]time.Duration{}}
+	gen := func(spec nextgen.Spec) error {
+		// next build empties its output directory first.
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		ex, err := nextgen.Write(dir, spec)
+		if err == nil {
+			res.Files, res.Bytes = ex.Files, ex.Bytes
+		}
+		return err
+	}
+	runOurs := func() (time.Duration, int, error) {
+		st := NewS3Store(client, ours, max(o.Concurrency, DefaultConcurrency), nil)
+		t0 := time.Now()
+		_, _, err := Sync(ctx, Options{Dir: dir, Store: st, Concurrency: o.Concurrency, Out: io.Discard})
+		return time.Since(t0), st.Requests().Get("PutObject"), err
+	}
+	runAWS := func() (time.Duration, error) {
+		cmd := exec.CommandContext(ctx, o.AWS, "s3", "sync", dir, "s3://"+theirs, "--endpoint-url", ep.URL, "--only-show-errors", "--no-progress")
+		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+ep.AccessKey, "AWS_SECRET_ACCESS_KEY="+ep.SecretKey,
+			"AWS_CONFIG_FILE="+awsCfg, "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=")
+		var stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+		t0 := time.Now()
+		err := cmd.Run()
+		if err != nil {
+			return 0, fmt.Errorf("aws s3 sync: %w: %s", err, stderr.String())
+		}
+		return time.Since(t0), nil
+	}
+	changed := o.Spec
+	changed.Changed, changed.Version = []int{changed.Pages / 2}, "v2"
+	steps := []struct {
+		name string
+		prep func() error
+	}{
+		{"cold", func() error { return gen(o.Spec) }},
+		{"rebuild", func() error { return gen(o.Spec) }},
+		{"onechange", func() error { return gen(changed) }},
+		{"nochange", func() error { return nil }},
+	}
+	for _, s := range steps {
+		if err := s.prep(); err != nil {
+			return nil, fmt.Errorf("bench %s: generate export: %w", s.name, err)
+		}
+		d, puts, err := runOurs()
+		if err != nil {
+			return nil, fmt.Errorf("bench %s: our sync: %w", s.name, err)
+		}
+		a, err := runAWS()
+		if err != nil {
+			return nil, fmt.Errorf("bench %s: %w", s.name, err)
+		}
+		res.Ours[s.name], res.AWS[s.name] = d, a
+		if s.name == "onechange" {
+			res.OneChangePuts = puts
+		}
+		fmt.Fprintf(o.Out, "site: %-9s ours %7.3fs (%4d PUTs)  aws s3 sync %7.3fs  ratio %.3f   [%d files, %s]\n",
+			s.name, d.Seconds(), puts, a.Seconds(), d.Seconds()/a.Seconds(), res.Files, humanBytes(res.Bytes))
+	}
+	ratio := func(k string) float64 { return res.Ours[k].Seconds() / res.AWS[k].Seconds() }
+	res.ColdRatio, res.RebuildRatio, res.OneChangeRatio, res.NoChangeRatio = ratio("cold"), ratio("rebuild"), ratio("onechange"), ratio("nochange")
+	return res, nil
+}
+
+func emptyAndDrop(ctx context.Context, c *s3.Client, bucket string) {
+	st := NewS3Store(c, bucket, 16, nil)
+	if l, err := st.List(ctx); err == nil {
+		keys := make([]string, 0, len(l))
+		for k := range l {
+			keys = append(keys, k)
+		}
+		st.Delete(ctx, keys)
+	}
+	c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(bucket)})
+}
+
+// FindVersitygw returns the versitygw binary: $ZOPS_VERSITYGW, versitygw on PATH, or the
+// warm build in ~/.cache/zmanim-ops/bin.
+func FindVersitygw() (string, error) {
+	if p := os.Getenv("ZOPS_VERSITYGW"); p != "" {
+		return p, nil
+	}
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p, nil
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		p := filepath.Join(home, ".cache", "zmanim-ops", "bin", "versitygw-warm")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("versitygw not found: set ZOPS_VERSITYGW, or start the twin and set ZOPS_S3_ENDPOINT/ZOPS_S3_ACCESS_KEY/ZOPS_S3_SECRET_KEY")
+}
+
+// StartVersitygw starts a throwaway versitygw (posix backend in dataDir) on a free loopback
+// port and returns a stop function and its endpoint.
+func StartVersitygw(ctx context.Context, bin, dataDir string) (func(), Endpoint, error) {
+	if bin == "" {
+		var err error
+		if bin, err = FindVersitygw(); err != nil {
+			return nil, Endpoint{}, err
+		}
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, Endpoint{}, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, Endpoint{}, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	key := make([]byte, 12)
+	rand.Read(key)
+	ep := Endpoint{URL: "http://" + addr, AccessKey: "bench", SecretKey: hex.EncodeToString(key)}
+	cmd := exec.Command(bin, "--access", ep.AccessKey, "--secret", ep.SecretKey, "--port", addr, "--quiet", "posix", dataDir)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, Endpoint{}, fmt.Errorf("start versitygw: %w", err)
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait() }
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(ep.URL + "/")
+		if err == nil {
+			resp.Body.Close()
+			return stop, ep, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stop()
+			return nil, Endpoint{}, fmt.Errorf("versitygw did not answer on %s within 10s: %w", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+

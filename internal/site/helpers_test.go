@@ -1,0 +1,109 @@
+package site
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/shtetl/zmanim-ops/internal/testenv"
+)
+
+// s3env returns the test S3 endpoint (real versitygw through testenv).
+func s3env(t *testing.T) Endpoint {
+	t.Helper()
+	return Endpoint{
+		URL:       testenv.Require(t, testenv.S3Endpoint),
+		AccessKey: testenv.Require(t, testenv.S3AccessKey),
+		SecretKey: testenv.Require(t, testenv.S3SecretKey),
+	}
+}
+
+// newBucket creates a fresh bucket and returns a store on it.
+func newBucket(t *testing.T, ep Endpoint) (*S3Store, *s3.Client) {
+	t.Helper()
+	c := NewS3Client(ep)
+	b := make([]byte, 5)
+	rand.Read(b)
+	name := "site-test-" + hex.EncodeToString(b)
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		t.Fatalf("create bucket: %v", err)
+	}
+	t.Cleanup(func() {
+		st := NewS3Store(c, name, 8, nil)
+		if l, err := st.List(ctx); err == nil {
+			keys := make([]string, 0, len(l))
+			for k := range l {
+				keys = append(keys, k)
+			}
+			st.Delete(ctx, keys)
+		}
+		c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(name)})
+	})
+	return NewS3Store(c, name, 16, nil), c
+}
+
+// writeTree writes files (key -> content) under a new temp dir.
+func writeTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for k, v := range files {
+		p := filepath.Join(dir, filepath.FromSlash(k))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// clock is a settable Now.
+type clock struct{ t time.Time }
+
+func (c *clock) Now() time.Time          { return c.t }
+func (c *clock) Advance(d time.Duration) { c.t = c.t.Add(d) }
+func newClock() *clock                   { return &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)} }
+func quiet() io.Writer                   { return io.Discard }
+func getBody(t *testing.T, c *s3.Client, bucket, key string) (string, *s3.GetObjectOutput) {
+	t.Helper()
+	out, err := c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer out.Body.Close()
+	b, _ := io.ReadAll(out.Body)
+	return string(b), out
+}
+
+func bucketKeys(t *testing.T, st *S3Store) []string {
+	t.Helper()
+	l, err := st.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k := range l {
+		keys = append(keys, k)
+	}
+	return sortStrings(keys)
+}
+
+func sortStrings(s []string) []string {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && strings.Compare(s[j-1], s[j]) > 0; j-- {
+			s[j-1], s[j] = s[j], s[j-1]
+		}
+	}
+	return s
+}

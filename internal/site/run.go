@@ -1,0 +1,54 @@
+package site
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/shtetl/zmanim-ops/internal/config"
+)
+
+// Run is site:sync (dryRun false) and site:plan (dryRun true) for the configured environment.
+func Run(ctx context.Context, dir string, dryRun bool) error {
+	eo, err := ReadEnv()
+	if err != nil {
+		return err
+	}
+	env, err := config.Load()
+	if err != nil {
+		return err
+	}
+	t, err := TargetFor(ctx, env, eo)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("site: %s %s -> s3://%s (%s)\n", map[bool]string{true: "plan", false: "sync"}[dryRun], dir, t.Bucket, env.Name)
+	_, _, err = Sync(ctx, Options{
+		Dir: dir, Store: t.Store, Invalidator: t.Invalidator,
+		Grace: eo.Grace, MaxDeleteShare: eo.MaxDeleteShare, PathBudget: eo.PathBudget,
+		Wait: eo.Wait, Concurrency: eo.Concurrency, DryRun: dryRun, Out: os.Stdout,
+	})
+	if err != nil {
+		return fmt.Errorf("site %s: %w", map[bool]string{true: "plan", false: "sync"}[dryRun], err)
+	}
+	return nil
+}
+
+// RunBench is bench:site.
+func RunBench(ctx context.Context) error {
+	eo, err := ReadEnv()
+	if err != nil {
+		return err
+	}
+	o := BenchOptions{
+		Endpoint:    Endpoint{URL: os.Getenv("ZOPS_S3_ENDPOINT"), AccessKey: os.Getenv("ZOPS_S3_ACCESS_KEY"), SecretKey: os.Getenv("ZOPS_S3_SECRET_KEY")},
+		AWS:         os.Getenv("ZOPS_AWS_CLI"),
+		Concurrency: eo.Concurrency,
+	}
+	res, err := Bench(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Println(res.Line())
+	return nil
+}
