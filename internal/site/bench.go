@@ -240,4 +240,3 @@ func StartVersitygw(ctx context.Context, bin, dataDir string) (func(), Endpoint,
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-

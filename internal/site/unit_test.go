@@ -101,7 +101,9 @@ func TestCachePaths(t *testing.T) {
 	}
 }
 
-func lf(key, sha string, size int64) LocalFile { return LocalFile{Key: key, Path: "/x/" + key, SHA256: sha, Size: size} }
+func lf(key, sha string, size int64) LocalFile {
+	return LocalFile{Key: key, Path: "/x/" + key, SHA256: sha, Size: size}
+}
 
 func entry(key, sha string, size int64, etag string) Entry {
 	r := ruleFor(DefaultRules(), key)
