@@ -4,8 +4,10 @@
 //
 // Data: every table with a primary key is cut into key ranges (integer keys arithmetically,
 // other keys at sampled quantiles, text compared bytewise with COLLATE "C" so collations cannot
-// move rows between ranges). Each side computes count(*) and sum(hashtextextended(row)) per
-// range in its own snapshot, on several connections, source and target at the same time.
+// move rows between ranges). Each side computes count(*) and the sum of 64-bit row hashes per
+// range in its own snapshot, on several connections, source and target at the same time. A row
+// hash XORs one seeded hash per column, computed by PostgreSQL's own extended hash function of
+// the column's type (the one hash joins and hash partitioning use), on the binary value.
 // Ranges whose sums differ are cut again and again until they are small enough to fetch as
 // (key, row hash, per-column hashes), which names the missing, extra and changed rows and the
 // changed columns. Values are hashed by meaning: -0 as 0, NaN as NaN, numerics without trailing
