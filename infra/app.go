@@ -13,6 +13,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/infra"
 )
 
 // Options are the infra settings the shared configuration does not hold; each has a default
@@ -184,6 +185,9 @@ type Stacks struct {
 	GithubOidc    *GithubOidcStack
 	// All in deployment order.
 	All []awscdk.Stack
+
+	env, ssmPrefix string
+	buckets        config.Buckets
 }
 
 // NewApp validates cfg and o and builds every stack into a new app.
@@ -213,7 +217,7 @@ func NewApp(cfg *config.Env, o Options) (awscdk.App, *Stacks, error) {
 			Tags:                  &map[string]*string{"project": jsii.String("zmanim"), "env": jsii.String(cfg.Name)},
 		}
 	}
-	s := &Stacks{}
+	s := &Stacks{env: cfg.Name, ssmPrefix: strings.TrimSuffix(cfg.SSMPrefix, "/"), buckets: cfg.Buckets}
 	s.Network = NewNetworkStack(app, StackName(cfg.Name, PartNetwork), &NetworkStackProps{
 		StackProps:       props(PartNetwork, cfg.Region, "VPC, public subnet, S3 gateway endpoint, security groups (story 7.3)"),
 		Env:              cfg,
@@ -280,6 +284,8 @@ type Result struct {
 	Stacks                     []StackInfo
 	Elapsed                    time.Duration
 	NagWarnings, NagSuppressed int
+	// Cost is the estimate (nil with SkipCost).
+	Cost *infra.Estimate
 }
 
 // Synth loads environment envName from the repository at root, builds the app, writes the
@@ -307,5 +313,53 @@ func Synth(root, envName string, o Options) (*Result, error) {
 		res.Stacks = append(res.Stacks, StackInfo{Name: *st.StackName(), Region: *st.Region(), Resources: n, TemplateFile: filepath.Join(res.OutDir, *art.TemplateFile())})
 	}
 	res.Elapsed = time.Since(start)
+	if o.Nag {
+		sum, err := NagFindings(res.OutDir)
+		if err != nil {
+			return nil, err
+		}
+		res.NagWarnings, res.NagSuppressed = len(sum.Warnings), len(sum.Suppressed)
+		if len(sum.Errors) > 0 {
+			lines := make([]string, len(sum.Errors))
+			for i, f := range sum.Errors {
+				lines[i] = f.String()
+			}
+			return res, fmt.Errorf("%w: %d unsuppressed AwsSolutions error(s); fix them or add a suppression with its reason in infra/nag.go:\n  - %s", ErrNag, len(lines), strings.Join(lines, "\n  - "))
+		}
+	}
+	if !o.SkipCost {
+		est, err := PriceAssembly(root, cfg, res.OutDir, o.PricesFile)
+		if err != nil {
+			return res, err
+		}
+		res.Cost = est
+		if err := est.Check(); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// ErrNag is returned (wrapped) when cdk-nag reports unsuppressed errors.
+var ErrNag = errors.New("cdk-nag")
+
+// PriceAssembly prices the templates in dir with the newest price table for the region (or
+// pricesFile) at the configured baseline usage and budget.
+func PriceAssembly(root string, cfg *config.Env, dir, pricesFile string) (*infra.Estimate, error) {
+	if pricesFile == "" {
+		f, err := infra.LatestPrices(filepath.Join(root, "infra", "prices"), cfg.Region)
+		if err != nil {
+			return nil, err
+		}
+		pricesFile = f
+	}
+	prices, err := infra.LoadPrices(pricesFile)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := infra.LoadTemplates(dir)
+	if err != nil {
+		return nil, err
+	}
+	return infra.Price(ts, prices, infra.DefaultUsage(cfg), cfg.Budget.MonthlyUSD)
 }

@@ -21,6 +21,7 @@ func run(args []string) error {
 	nag := fs.Bool("nag", false, "apply the cdk-nag AwsSolutions checks and fail on unsuppressed errors")
 	root := fs.String("root", "..", "repository root holding zmanim-ops.yaml")
 	env := fs.String("env", "prod", "environment to synthesize")
+	printCost := fs.Bool("cost", false, "print the cost breakdown (the budget is always checked)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -34,6 +35,9 @@ func run(args []string) error {
 	}
 	res, err := Synth(*root, *env, opts)
 	if err != nil {
+		if res != nil && res.Cost != nil {
+			res.Cost.Write(os.Stdout)
+		}
 		return err
 	}
 	fmt.Printf("synth: %d stacks in %s (%s)\n", len(res.Stacks), res.OutDir, res.Elapsed.Round(1e6))
@@ -42,6 +46,12 @@ func run(args []string) error {
 	}
 	if *nag {
 		fmt.Printf("nag: AwsSolutions errors=0 warnings=%d suppressed=%d\n", res.NagWarnings, res.NagSuppressed)
+	}
+	switch {
+	case res.Cost != nil && *printCost:
+		res.Cost.Write(os.Stdout) // last line: cost: monthly_usd=X budget_usd=Y
+	case res.Cost != nil:
+		fmt.Printf("cost: monthly_usd=%.2f budget_usd=%g (go tool mage infra:cost for the breakdown)\n", res.Cost.Total, res.Cost.Budget)
 	}
 	return nil
 }
