@@ -3,4 +3,4 @@
 // Package tools pins kumo, built once per version by internal/tools.
 package tools
 
-import _ "github.com/sivchari/kumo"
+import _ "github.com/sivchari/kumo/cmd/kumo"
