@@ -123,6 +123,9 @@ type Edge struct {
 	client  *http.Client
 	log     *slog.Logger
 
+	flMu    sync.Mutex
+	flights map[string]*flight
+
 	invMu sync.Mutex
 	invs  map[string]*invalidation
 	order []string
@@ -206,8 +209,9 @@ func New(opts Options) (*Edge, error) {
 			// CloudFront passes origin redirects to the viewer; it never follows them.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		log:  opts.Logger,
-		invs: map[string]*invalidation{},
+		log:     opts.Logger,
+		invs:    map[string]*invalidation{},
+		flights: map[string]*flight{},
 	}, nil
 }
 
@@ -258,7 +262,7 @@ func (e *Edge) serve(w http.ResponseWriter, r *http.Request, proto string) {
 	q.profile, q.fault, q.hooked = e.hooks.profile(r)
 	// The viewer's round trip to the edge location, paid by every response.
 	if q.hooked {
-		if err := e.hooks.delay(ctx, q.profile.Viewer, q.profile.Jitter); err != nil {
+		if err := e.hooks.delay(ctx, q.profile.Viewer); err != nil {
 			return
 		}
 	}
@@ -334,7 +338,7 @@ func (e *Edge) lookup(ctx context.Context, q *request, key CacheKey) (result, er
 	}
 	// Edge miss: the edge location asks Origin Shield.
 	if q.hooked {
-		if err := e.hooks.delay(ctx, q.profile.Shield, q.profile.Jitter); err != nil {
+		if err := e.hooks.delay(ctx, q.profile.Shield); err != nil {
 			return result{}, err
 		}
 	}
@@ -352,11 +356,47 @@ func (e *Edge) lookup(ctx context.Context, q *request, key CacheKey) (result, er
 	return res, nil
 }
 
+// flight is one origin fetch that concurrent requests for the same key wait for, as
+// CloudFront collapses simultaneous requests for an object into one origin request.
+type flight struct {
+	done chan struct{}
+	res  result
+	err  error
+}
+
 func (e *Edge) fromShield(ctx context.Context, q *request, k string, edgeStale *entry) (result, error) {
 	sh := e.shield.get(k)
 	if sh != nil && sh.fresh(e.opts.Now()) {
 		return result{ent: sh, tier: TierShield, store: true}, nil
 	}
+	e.flMu.Lock()
+	if f, ok := e.flights[k]; ok {
+		e.flMu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return result{}, ctx.Err()
+		}
+		if f.err == nil && f.res.store {
+			return result{ent: f.res.ent, tier: TierOrigin, store: true}, nil
+		}
+		// Not cacheable: every viewer gets its own origin response.
+		return e.fetchOrigin(ctx, q, k, sh, edgeStale)
+	}
+	f := &flight{done: make(chan struct{})}
+	e.flights[k] = f
+	e.flMu.Unlock()
+	f.res, f.err = e.fetchOrigin(ctx, q, k, sh, edgeStale)
+	e.flMu.Lock()
+	delete(e.flights, k)
+	e.flMu.Unlock()
+	close(f.done)
+	return f.res, f.err
+}
+
+// fetchOrigin asks the origin, conditionally when a stale copy has validators, and stores
+// what the policy allows in the shield tier.
+func (e *Edge) fetchOrigin(ctx context.Context, q *request, k string, sh, edgeStale *entry) (result, error) {
 	cond := sh
 	if cond == nil || !cond.hasValidators() {
 		cond = edgeStale
@@ -428,7 +468,7 @@ var errFault = errors.New("injected origin fault")
 // any injected fault; cond carries the validators of a stale copy.
 func (e *Edge) toOrigin(ctx context.Context, q *request, method string, cond *entry) (*http.Response, error) {
 	if q.hooked {
-		if err := e.hooks.delay(ctx, q.profile.Origin, q.profile.Jitter); err != nil {
+		if err := e.hooks.delay(ctx, q.profile.Origin); err != nil {
 			return nil, err
 		}
 		if q.fault.Rate > 0 && e.opts.Rand() < q.fault.Rate {
@@ -546,7 +586,7 @@ func (e *Edge) sign(ctx context.Context, req *http.Request, a *S3Auth) error {
 func (e *Edge) passThrough(w http.ResponseWriter, q *request) {
 	ctx := q.r.Context()
 	if q.hooked {
-		if err := e.hooks.delay(ctx, q.profile.Shield, q.profile.Jitter); err != nil {
+		if err := e.hooks.delay(ctx, q.profile.Shield); err != nil {
 			return
 		}
 	}

@@ -72,6 +72,12 @@ func newFixture(t *testing.T) *fixture {
 		switch {
 		case r.URL.Path == "/health":
 			fmt.Fprint(w, `{"status":"ok"}`)
+		case strings.HasPrefix(r.URL.Path, "/api/slow"):
+			time.Sleep(150 * time.Millisecond)
+			if r.URL.Path == "/api/slow-nostore" {
+				w.Header().Set("Cache-Control", "no-store")
+			}
+			fmt.Fprintf(w, "slow n=%d", n)
 		case r.URL.Path == "/api/nostore":
 			w.Header().Set("Cache-Control", "no-store")
 			fmt.Fprintf(w, "n=%d", n)
@@ -394,7 +400,7 @@ func TestLatencyHooks(t *testing.T) {
 	ms := func(n int) Duration { return Duration(time.Duration(n) * time.Millisecond) }
 	l := Latency{
 		Enabled:  true,
-		Profiles: map[string]Profile{"us-east": {Viewer: ms(20), Shield: ms(70), Origin: ms(5), Pop: "IAD89-C1"}},
+		Profiles: map[string]Profile{"us-east": {Viewer: Hop{RTT: ms(20)}, Shield: Hop{RTT: ms(70)}, Origin: Hop{RTT: ms(5)}, Pop: "IAD89-C1"}},
 	}
 	if err := f.edge.SetLatency(l); err != nil {
 		t.Fatal(err)
@@ -442,17 +448,17 @@ func TestLatencyHooks(t *testing.T) {
 	// Through the control endpoint, with durations as strings; off again.
 	ctl := httptest.NewServer(f.edge.ControlHandler())
 	t.Cleanup(ctl.Close)
-	req, _ := http.NewRequest(http.MethodPut, ctl.URL+"/_twin/latency", strings.NewReader(`{"enabled":false,"profiles":{"eu":{"viewer":"15ms"}},"fault":{"rate":2}}`))
+	req, _ := http.NewRequest(http.MethodPut, ctl.URL+"/_twin/latency", strings.NewReader(`{"enabled":false,"profiles":{"eu":{"viewer":{"rtt":"15ms"}}},"fault":{"rate":2}}`))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("bad fault rate accepted: %v %v", resp, err)
 	}
-	req, _ = http.NewRequest(http.MethodPut, ctl.URL+"/_twin/latency", strings.NewReader(`{"enabled":false,"profiles":{"eu":{"viewer":"15ms"}}}`))
+	req, _ = http.NewRequest(http.MethodPut, ctl.URL+"/_twin/latency", strings.NewReader(`{"enabled":false,"profiles":{"eu":{"viewer":{"rtt":"15ms","jitter":"2ms"}}}}`))
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("PUT latency: %v %v", resp, err)
 	}
-	if got := f.edge.Latency().Profiles["eu"].Viewer.D(); got != 15*time.Millisecond {
+	if got := f.edge.Latency().Profiles["eu"].Viewer.RTT.D(); got != 15*time.Millisecond {
 		t.Fatalf("viewer %v, want 15ms", got)
 	}
 	f.get(t, "/api/cities?q=off", region...)
@@ -464,5 +470,62 @@ func TestNewRejectsMissingOrigins(t *testing.T) {
 	_, err := New(Options{Config: config.DefaultEdge(), Origins: map[string]OriginTarget{config.OriginIDStatic: {URL: "http://127.0.0.1:1/b"}}})
 	if err == nil || !strings.Contains(err.Error(), `origin "api" has no target URL`) || !strings.Contains(err.Error(), "S3") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestConcurrentMissesCollapse(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		path       string
+		wantOrigin int64
+	}{
+		{"/api/slow?q=1", 1},          // cacheable: one origin request serves all
+		{"/api/slow-nostore?q=1", 10}, // not cacheable: each viewer gets its own
+	}
+	for _, tc := range tests {
+		f := newFixture(t)
+		var wg sync.WaitGroup
+		codes := make([]int, 10)
+		for i := range codes {
+			wg.Go(func() { codes[i] = f.get(t, tc.path).StatusCode })
+		}
+		wg.Wait()
+		for i, c := range codes {
+			if c != 200 {
+				t.Fatalf("%s: request %d got %d", tc.path, i, c)
+			}
+		}
+		if n := f.apiHits.Load(); n != tc.wantOrigin {
+			t.Errorf("%s: %d origin requests for 10 simultaneous viewers, want %d", tc.path, n, tc.wantOrigin)
+		}
+	}
+}
+
+func TestJitter(t *testing.T) {
+	t.Parallel()
+	var slept []time.Duration
+	h := &hooks{rand: func() float64 { return 0.75 }, sleep: func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }}
+	_ = h.delay(context.Background(), Hop{RTT: Duration(100 * time.Millisecond), Jitter: Duration(20 * time.Millisecond)})
+	_ = h.delay(context.Background(), Hop{RTT: Duration(5 * time.Millisecond), Jitter: Duration(20 * time.Millisecond)})
+	h.rand = func() float64 { return 0 }
+	_ = h.delay(context.Background(), Hop{RTT: Duration(5 * time.Millisecond), Jitter: Duration(20 * time.Millisecond)})
+	want := []time.Duration{110 * time.Millisecond, 15 * time.Millisecond}
+	if len(slept) != 2 || slept[0] != want[0] || slept[1] != want[1] {
+		t.Fatalf("slept %v, want %v (and nothing for a negative delay)", slept, want)
+	}
+}
+
+func TestTwinOptions(t *testing.T) {
+	t.Parallel()
+	env, err := config.LoadWith(config.Options{Env: "local", Path: "/dev/null"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := TwinOptions(env, "AK", "SK")
+	if o.Origins[config.OriginIDAPI].URL != "http://127.0.0.1:17073" || o.Origins[config.OriginIDStatic].URL != "http://127.0.0.1:17070/zmanim-static-local" {
+		t.Fatalf("origins %+v", o.Origins)
+	}
+	if _, err := New(o); err != nil {
+		t.Fatal(err)
 	}
 }

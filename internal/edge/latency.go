@@ -14,22 +14,27 @@ import (
 // latency hooks are enabled; CloudFront itself ignores it.
 const RegionHeader = "X-Twin-Region"
 
-// Profile is the network a request from one viewer region crosses. Each hop is a round trip
-// with a uniform jitter of ±Jitter:
+// Profile is the network a request from one viewer region crosses, hop by hop:
 //   - Viewer: viewer to the edge location, paid by every response (edge hits included);
 //   - Shield: edge location to Origin Shield, paid when the edge cache misses;
 //   - Origin: Origin Shield to the origin, paid when the shield misses too.
 //
-// The lead maps loadtest/regions.json (user_edge, edge_shield, shield_origin) onto it.
+// It mirrors loadtest.RegionProfile (user_edge, edge_shield, shield_origin), which the twin
+// daemon converts with one Hop{RTT, Jitter} per hop.
 type Profile struct {
-	Name   string   `json:"name"`
-	Viewer Duration `json:"viewer"`
-	Shield Duration `json:"shield"`
-	Origin Duration `json:"origin"`
-	Jitter Duration `json:"jitter"`
+	Name   string `json:"name,omitempty"`
+	Viewer Hop    `json:"viewer"`
+	Shield Hop    `json:"shield"`
+	Origin Hop    `json:"origin"`
 	// Pop is the X-Amz-Cf-Pop value served to this region (e.g. "FRA56-P1"); empty keeps the
 	// edge's default.
 	Pop string `json:"pop,omitempty"`
+}
+
+// Hop is one round trip: RTT with a uniform jitter of ±Jitter.
+type Hop struct {
+	RTT    Duration `json:"rtt"`
+	Jitter Duration `json:"jitter,omitempty"`
 }
 
 // Fault modes for origin requests.
@@ -72,7 +77,7 @@ func (l Latency) Validate() error {
 		}
 	}
 	for name, p := range l.Profiles {
-		if p.Viewer < 0 || p.Shield < 0 || p.Origin < 0 || p.Jitter < 0 {
+		if p.Viewer.RTT < 0 || p.Shield.RTT < 0 || p.Origin.RTT < 0 || p.Viewer.Jitter < 0 || p.Shield.Jitter < 0 || p.Origin.Jitter < 0 {
 			return fmt.Errorf("profile %q: delays cannot be negative", name)
 		}
 	}
@@ -146,9 +151,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// delay sleeps one round trip of d ± jitter.
-func (h *hooks) delay(ctx context.Context, rtt, jit Duration) error {
-	d, jitter := rtt.D(), jit.D()
+// delay sleeps one round trip of the hop.
+func (h *hooks) delay(ctx context.Context, hop Hop) error {
+	d, jitter := hop.RTT.D(), hop.Jitter.D()
 	if d <= 0 && jitter <= 0 {
 		return nil
 	}

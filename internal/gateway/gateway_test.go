@@ -478,3 +478,20 @@ func TestNewRejects(t *testing.T) {
 }
 
 var _ = io.Discard
+
+func TestTwinOptions(t *testing.T) {
+	t.Parallel()
+	env, err := config.LoadWith(config.Options{Env: "local", Path: "/dev/null"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := TwinOptions(env, "secret")
+	if o.BoxURL != "http://127.0.0.1:17080" || o.Config.Authorizers[config.AuthorizerJWT].Issuer != "http://127.0.0.1:17072" {
+		t.Fatalf("options %+v", o)
+	}
+	g, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = g.Close()
+}
