@@ -19,7 +19,8 @@ CREATE EXTENSION postgis;
 CREATE TABLE cities (id bigserial PRIMARY KEY, name text NOT NULL, population int CHECK (population >= 0),
   elevation float8, geom geometry(Point, 4326), info jsonb, updated timestamptz);
 CREATE INDEX cities_geom_idx ON cities USING gist (geom);
-CREATE TABLE publishers (id uuid PRIMARY KEY, name text UNIQUE, created timestamptz DEFAULT now());
+CREATE TYPE plan AS ENUM ('free', 'pro');
+CREATE TABLE publishers (id uuid PRIMARY KEY, name text UNIQUE, created timestamptz DEFAULT now(), plan plan);
 CREATE TABLE publisher_cities (publisher_id uuid REFERENCES publishers, city_id bigint REFERENCES cities, PRIMARY KEY (publisher_id, city_id));
 CREATE TABLE audit (at timestamptz, what text);
 SELECT setseed(0.5);
@@ -27,7 +28,7 @@ INSERT INTO cities (name, population, elevation, geom, info, updated)
 SELECT 'c' || g || CASE WHEN g % 13 = 0 THEN ' ✡ Ñ' ELSE '' END, g, CASE WHEN g % 17 = 0 THEN 'NaN' WHEN g % 19 = 0 THEN '-0' ELSE random() * 100 END,
   ST_SetSRID(ST_MakePoint(random() * 10, random() * 10), 4326), jsonb_build_object('g', g), now()
 FROM generate_series(1, 20000) g;
-INSERT INTO publishers SELECT md5(g::text)::uuid, 'p' || g FROM generate_series(1, 50) g;
+INSERT INTO publishers SELECT md5(g::text)::uuid, 'p' || g, now(), CASE WHEN g % 2 = 0 THEN 'pro'::plan ELSE 'free' END FROM generate_series(1, 50) g;
 INSERT INTO publisher_cities SELECT md5((g % 50 + 1)::text)::uuid, g FROM generate_series(1, 5000) g;
 INSERT INTO audit SELECT now(), 'x' || g FROM generate_series(1, 100) g;
 `

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,8 +54,10 @@ type Options struct {
 	SkipData   bool
 	// NoSnapshot keeps each connection in its own snapshot instead of sharing an exported one.
 	NoSnapshot bool
-	// Progress, when set, receives one line per finished step.
-	Progress func(string)
+	// Progress, when set, receives one line per finished step, and a status line every
+	// ProgressEvery (default 5s) while ranges are being checked.
+	Progress      func(string)
+	ProgressEvery time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -72,6 +75,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Fanout < 2 {
 		o.Fanout = 16
+	}
+	if o.ProgressEvery == 0 {
+		o.ProgressEvery = 5 * time.Second
 	}
 	if o.WholeTableDiffRows <= 0 {
 		o.WholeTableDiffRows = 1_000_000
@@ -206,6 +212,27 @@ func Verify(ctx context.Context, sourceURL, targetURL string, opts Options) (rep
 	return rep, nil
 }
 
+// ticker prints status() every ProgressEvery while long work runs; call the result to stop it.
+func (o Options) ticker(status func() string) func() {
+	if o.Progress == nil || o.ProgressEvery <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(o.ProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				o.Progress(status())
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
 func countObjects(c catalog) int {
 	n := 0
 	for _, m := range c {
@@ -337,8 +364,13 @@ func compareData(ctx context.Context, src, tgt *side, o Options, rep *Report) er
 			jobs = append(jobs, job{p: p, lo: r[0], hi: r[1]})
 		}
 	}
+	var done atomic.Int64
+	stopTicker := o.ticker(func() string {
+		return fmt.Sprintf("data: %d/%d ranges checked", done.Load(), len(jobs))
+	})
 	runPool(jobs, func(j job) error {
 		sums, err := j.p.sums(ctx, src, tgt, j.lo, j.hi)
+		done.Add(1)
 		if err != nil {
 			return err
 		}
@@ -356,8 +388,12 @@ func compareData(ctx context.Context, src, tgt *side, o Options, rep *Report) er
 		}
 		return nil
 	})
+	stopTicker()
 	if firstErr != nil {
 		return firstErr
+	}
+	if len(mismatches) > 0 {
+		o.progress("data: %d ranges differ; narrowing them down to rows", len(mismatches))
 	}
 	// Bisect mismatching ranges, in key order per table so the first N rows listed are the
 	// first in key order.

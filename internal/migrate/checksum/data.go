@@ -25,6 +25,7 @@ type plan struct {
 	hash      [2]string // row hash expression per side
 	colHashes [2]string // per-column hash array expression per side
 	keyText   [2]string // "k1::text, k2::text"
+	keyAlias  [2]string // "k1::text AS zops_k0, k2::text AS zops_k1"
 	orderBy   [2]string // `k1 COLLATE "C", k2`
 	keyTypes  [2][]string
 
@@ -47,16 +48,18 @@ func newPlan(src, tgt *side, s, t *tableInfo) *plan {
 		ti := p.t[i]
 		p.hash[i] = rowHashExpr(sd, ti, p.cols)
 		p.colHashes[i] = colHashesExpr(sd, ti, p.cols)
-		var kt, ob []string
+		var kt, ka, ob []string
 		var types []string
-		for _, k := range p.keys {
+		for j, k := range p.keys {
 			c, _ := ti.col(k)
 			id := pgx.Identifier{k}.Sanitize()
 			kt = append(kt, id+"::text")
+			ka = append(ka, fmt.Sprintf("%s::text AS zops_k%d", id, j))
 			ob = append(ob, keyOrderExpr(id, c))
 			types = append(types, c.Type)
 		}
 		p.keyText[i] = strings.Join(kt, ", ")
+		p.keyAlias[i] = strings.Join(ka, ", ")
 		p.orderBy[i] = strings.Join(ob, ", ")
 		p.keyTypes[i] = types
 	}
@@ -298,7 +301,7 @@ func (p *plan) bisect(ctx context.Context, src, tgt *side, o Options, lo, hi bou
 	where, args := p.cond(i, lo, hi)
 	args = append(args, step)
 	q := fmt.Sprintf("SELECT %s FROM (SELECT %s, row_number() OVER (ORDER BY %s) AS zops_rn FROM %s WHERE %s) s WHERE zops_rn %% $%d = 0",
-		strings.Join(keyAliases(len(p.keys)), ", "), aliased(p.keyText[i]), p.orderBy[i], p.t[i].qualified(), where, len(args))
+		strings.Join(keyAliases(len(p.keys)), ", "), p.keyAlias[i], p.orderBy[i], p.t[i].qualified(), where, len(args))
 	var cuts []bound
 	err := s.with(ctx, func(c *pgx.Conn) error {
 		var err error
@@ -338,14 +341,6 @@ func keyAliases(n int) []string {
 		out[i] = fmt.Sprintf("zops_k%d", i)
 	}
 	return out
-}
-
-func aliased(keyText string) string {
-	parts := strings.Split(keyText, ", ")
-	for i := range parts {
-		parts[i] += fmt.Sprintf(" AS zops_k%d", i)
-	}
-	return strings.Join(parts, ", ")
 }
 
 type leafRow struct {

@@ -40,6 +40,9 @@ CREATE TABLE codes (code text PRIMARY KEY, label varchar(200));
 CREATE TABLE users (id uuid PRIMARY KEY, email text UNIQUE, created timestamptz);
 CREATE TABLE logs (msg text, n integer);
 CREATE TABLE empty_things (id integer PRIMARY KEY, what text);
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE misc (id integer PRIMARY KEY, m mood, doc json, ok boolean, d date, iv interval, raw bytea,
+  amounts float8[], span int4range, ts timestamp);
 CREATE FUNCTION cities_touch() RETURNS trigger LANGUAGE plpgsql AS
   $$BEGIN NEW.updated := coalesce(NEW.updated, now()); RETURN NEW; END$$;
 CREATE TRIGGER cities_touch BEFORE INSERT ON cities FOR EACH ROW EXECUTE FUNCTION cities_touch();
@@ -70,9 +73,14 @@ FROM cities c, generate_series(0, 4) d WHERE c.id %% 10 = 0;
 INSERT INTO codes SELECT code, 'label ' || code FROM unnest(ARRAY['a', 'B', 'b', 'é', 'Z', 'ä', 'a b', 'ß', '東', '_x', '10', '9']) code;
 INSERT INTO codes SELECT 'k' || g || md5(random()::text), 'generated' FROM generate_series(1, %d) g;
 INSERT INTO users SELECT md5(random()::text || g)::uuid, 'u' || g || '@example.org', now() FROM generate_series(1, %d) g;
+INSERT INTO misc SELECT g, (ARRAY['sad','ok','happy']::mood[])[1 + g %% 3], json_build_object('b', g, 'a', 'x'), g %% 2 = 0,
+  CASE WHEN g = 1 THEN 'infinity'::date ELSE date '2020-01-01' + g END, CASE WHEN g %% 2 = 0 THEN interval '1 day' ELSE interval '90 minutes' END,
+  CASE WHEN g %% 5 = 0 THEN NULL ELSE decode(md5(g::text), 'hex') END,
+  CASE WHEN g %% 3 = 0 THEN ARRAY[0::float8, 'NaN', 1.5] ELSE ARRAY[random()] END, int4range(g, g + 10), timestamp '2024-02-29 12:00' + g * interval '1 hour'
+FROM generate_series(1, %d) g;
 INSERT INTO logs SELECT 'log ' || (g %% 50), g %% 7 FROM generate_series(1, %d) g;
 ANALYZE;
-`, float64(seed%100)/100, rows, rows/4, rows/2, rows/3)
+`, float64(seed%100)/100, rows, rows/4, rows/2, rows/5, rows/3)
 }
 
 // newFixture creates a source database holding the fixture for seed.

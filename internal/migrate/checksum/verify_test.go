@@ -127,6 +127,14 @@ func TestVerifyFaultInjection(t *testing.T) {
 			[]func(Report) error{hasRow("public.codes", ChangeMissing, []string{"é"})}},
 		{"uuid key row changed", `UPDATE users SET email = 'x' || email WHERE id = (SELECT id FROM users ORDER BY id LIMIT 1)`,
 			[]func(Report) error{hasRow("public.users", ChangeChanged, nil, "email")}},
+		{"enum changed", `UPDATE misc SET m = CASE m WHEN 'happy' THEN 'sad'::mood ELSE 'happy'::mood END WHERE id = 3`,
+			[]func(Report) error{hasRow("public.misc", ChangeChanged, []string{"3"}, "m")}},
+		{"bytea changed", `UPDATE misc SET raw = raw || '\x00'::bytea WHERE id = 4`,
+			[]func(Report) error{hasRow("public.misc", ChangeChanged, []string{"4"}, "raw")}},
+		{"interval changed", `UPDATE misc SET iv = iv + interval '1 second' WHERE id = 6`,
+			[]func(Report) error{hasRow("public.misc", ChangeChanged, []string{"6"}, "iv")}},
+		{"boolean flipped", `UPDATE misc SET ok = NOT ok WHERE id = 8`,
+			[]func(Report) error{hasRow("public.misc", ChangeChanged, []string{"8"}, "ok")}},
 		{"table without key changed", `UPDATE logs SET n = n + 1 WHERE ctid = (SELECT min(ctid) FROM logs)`,
 			[]func(Report) error{func(r Report) error {
 				tr := table(r, "public.logs")
@@ -201,6 +209,8 @@ func TestVerifyIdentical(t *testing.T) {
 				UPDATE cities SET price = price * 1.00 WHERE id % 3 = 0;
 				UPDATE cities SET elevation = -elevation WHERE elevation = 0;
 				UPDATE cities SET info = (SELECT jsonb_object_agg(k, v) FROM (SELECT * FROM jsonb_each(info) ORDER BY key DESC) e(k, v)) WHERE id % 5 = 0;
+				UPDATE misc SET amounts[1] = -0::float8 WHERE amounts[1] = 0;
+				UPDATE misc SET iv = interval '24 hours' WHERE iv = interval '1 day';
 				CLUSTER cities USING cities_name_idx;`)
 			pgtest.ExecURL(t, tgt, `VACUUM FULL logs`)
 			for _, o := range []Options{testOpts, {}} {
