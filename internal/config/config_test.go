@@ -93,6 +93,20 @@ environments:
         - {key: "GET /health", integration: ""}
         - {key: "ANY /api/{proxy+}", integration: box, authorizer: okta}
 `, "prod", []string{"every route needs an integration", `"okta" is not one of the authorizers`}},
+		{"allowed methods and identity source", `
+environments:
+  prod:
+    edge:
+      behaviors:
+        - {path_pattern: "/health", origin: api, cache_policy: no-cache, allowed_methods: [GET, HEAD], forward_all_viewer_headers: true}
+        - {path_pattern: "/api/publisher/*", origin: api, cache_policy: no-cache, allowed_methods: [GET, POST], forward_all_viewer_headers: true}
+        - {path_pattern: "/api/admin/*", origin: api, cache_policy: no-cache, allowed_methods: [GET, HEAD], forward_all_viewer_headers: true}
+        - {path_pattern: "/api/*", origin: api, cache_policy: api, allowed_methods: [GET, HEAD]}
+        - {path_pattern: "*", origin: static, cache_policy: static, allowed_methods: [HEAD, GET]}
+    api:
+      authorizers:
+        clerk: {issuer: "https://clerk.example", audience: [zmanim-api], identity_source: "Authorization", algorithms: [RS256]}
+`, "prod", []string{"behaviors[1] (/api/publisher/*).allowed_methods", "CloudFront allows exactly", "identity_source", "$request.header.Authorization"}},
 		{"twin port clash and non-loopback", `
 environments:
   local:

@@ -268,6 +268,9 @@ func (e Edge) Validate(env string) []string {
 		} else if b.ForwardAllViewerHeaders && c.Caches() {
 			add(f+".forward_all_viewer_headers", "forwarding viewer headers (Authorization) to the origin with a caching policy (%s) lets one viewer's response be served to another; use a policy with max_ttl 0", b.CachePolicy)
 		}
+		if !allowedMethodSet(b.AllowedMethods) {
+			add(f+".allowed_methods", "%v: CloudFront allows exactly [GET, HEAD], [GET, HEAD, OPTIONS] or [GET, HEAD, OPTIONS, PUT, POST, PATCH, DELETE]", b.AllowedMethods)
+		}
 		if b.ViewerRequestFunction != "" && b.ViewerRequestFunction != FunctionDirectoryIndex {
 			add(f+".viewer_request_function", "%q is not a known function; use %q", b.ViewerRequestFunction, FunctionDirectoryIndex)
 		}
@@ -281,6 +284,22 @@ func (e Edge) Validate(env string) []string {
 		}
 	}
 	return p
+}
+
+// allowedMethodSet reports whether methods is one of the three sets CloudFront accepts.
+func allowedMethodSet(methods []string) bool {
+	got := slices.Clone(methods)
+	slices.Sort(got)
+	for _, set := range [][]string{
+		{"GET", "HEAD"},
+		{"GET", "HEAD", "OPTIONS"},
+		{"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"},
+	} {
+		if slices.Equal(got, set) {
+			return true
+		}
+	}
+	return false
 }
 
 // Validate checks the API description on its own.
@@ -318,6 +337,9 @@ func (a API) Validate(env string) []string {
 		f := "authorizers." + name
 		if !strings.HasPrefix(az.Issuer, "https://") && !strings.HasPrefix(az.Issuer, "http://127.0.0.1") && !strings.HasPrefix(az.Issuer, "http://localhost") {
 			add(f+".issuer", "%q: an issuer must be an https URL (plain http only on loopback for the twin)", az.Issuer)
+		}
+		if h, ok := strings.CutPrefix(az.IdentitySource, "$request.header."); !ok || h == "" {
+			add(f+".identity_source", "%q: write the header the token comes in, e.g. $request.header.Authorization", az.IdentitySource)
 		}
 		if len(az.Audience) == 0 {
 			add(f+".audience", "missing; list the audiences tokens must carry")
