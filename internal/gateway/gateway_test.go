@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -477,7 +476,6 @@ func TestNewRejects(t *testing.T) {
 	}
 }
 
-var _ = io.Discard
 
 func TestTwinOptions(t *testing.T) {
 	t.Parallel()
@@ -494,4 +492,44 @@ func TestTwinOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = g.Close()
+}
+
+func TestRouteSelection(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	user := "Bearer " + mint(t, f.iss.good("u"), f.iss.current())
+	tests := []struct {
+		method, path, auth string
+		status             int
+		routeKey           string
+	}{
+		{http.MethodGet, "/health", "", 200, "GET /health"},
+		{http.MethodPost, "/health", "", 404, "-"},
+		{http.MethodHead, "/health", "", 404, "-"},
+		{http.MethodGet, "/api", "", 404, "-"},
+		{http.MethodGet, "/other", "", 404, "-"},
+		{http.MethodDelete, "/api/cities/1", "", 200, "ANY /api/{proxy+}"},
+		{http.MethodGet, "/api/publisher", "", 200, "ANY /api/{proxy+}"}, // {proxy+} needs a segment: the box guards this one
+		{http.MethodGet, "/api/publisher/zmanim", "", 401, "ANY /api/publisher/{proxy+}"},
+		{http.MethodPut, "/api/publisher/zmanim/1", user, 200, "ANY /api/publisher/{proxy+}"},
+		{http.MethodGet, "/api/admin/stats", user, 403, "ANY /api/admin/{proxy+}"},
+	}
+	for i, tc := range tests {
+		var w *httptest.ResponseRecorder
+		if tc.auth != "" {
+			w = f.do(tc.method, tc.path, "Authorization", tc.auth)
+		} else {
+			w = f.do(tc.method, tc.path)
+		}
+		f.logMu.Lock()
+		lines := strings.Split(strings.TrimSpace(f.logs.String()), "\n")
+		f.logMu.Unlock()
+		var m map[string]string
+		if len(lines) != i+1 || json.Unmarshal([]byte(lines[i]), &m) != nil {
+			t.Fatalf("%s %s: access log %q", tc.method, tc.path, lines)
+		}
+		if w.Code != tc.status || m["routeKey"] != tc.routeKey {
+			t.Errorf("%s %s: %d route %q; want %d %q", tc.method, tc.path, w.Code, m["routeKey"], tc.status, tc.routeKey)
+		}
+	}
 }
