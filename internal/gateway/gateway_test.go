@@ -476,7 +476,6 @@ func TestNewRejects(t *testing.T) {
 	}
 }
 
-
 func TestTwinOptions(t *testing.T) {
 	t.Parallel()
 	env, err := config.LoadWith(config.Options{Env: "local", Path: "/dev/null"})
