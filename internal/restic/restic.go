@@ -237,7 +237,10 @@ type BackupOptions struct {
 	StdinFilename string
 	// CommandEnv is added to restic's environment and so reaches Command (PG* variables).
 	CommandEnv []string
-	OnStatus   func(BackupStatus)
+	// SkipIfUnchanged saves no new snapshot when nothing changed since the parent
+	// (--skip-if-unchanged); the summary then has an empty SnapshotID.
+	SkipIfUnchanged bool
+	OnStatus        func(BackupStatus)
 }
 
 // Args returns the backup arguments (after the global ones); exported for tests and dry runs.
@@ -248,6 +251,9 @@ func (o BackupOptions) Args() ([]string, error) {
 	}
 	if o.Host != "" {
 		a = append(a, "--host", o.Host)
+	}
+	if o.SkipIfUnchanged {
+		a = append(a, "--skip-if-unchanged")
 	}
 	switch {
 	case len(o.Command) > 0 && len(o.Paths) > 0:
