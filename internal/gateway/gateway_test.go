@@ -32,6 +32,7 @@ type issuer struct {
 	mu      sync.Mutex
 	keys    []jwk.Key // private keys; the JWKS serves their public halves
 	fetches atomic.Int64
+	down    atomic.Bool // answer 503, as an issuer that is not up yet
 }
 
 func newIssuer(t *testing.T) *issuer {
@@ -40,6 +41,10 @@ func newIssuer(t *testing.T) *issuer {
 	is.rotate("k1")
 	is.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		is.fetches.Add(1)
+		if is.down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		is.mu.Lock()
 		set := jwk.NewSet()
 		for _, k := range is.keys {
@@ -530,5 +535,19 @@ func TestRouteSelection(t *testing.T) {
 		if w.Code != tc.status || m["routeKey"] != tc.routeKey {
 			t.Errorf("%s %s: %d route %q; want %d %q", tc.method, tc.path, w.Code, m["routeKey"], tc.status, tc.routeKey)
 		}
+	}
+}
+
+func TestIssuerUnavailableAtStart(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.iss.down.Store(true)
+	tok := "Bearer " + mint(t, f.iss.good("u"), f.iss.current())
+	if w := f.do(http.MethodGet, "/api/publisher/me", "Authorization", tok); w.Code != 401 {
+		t.Fatalf("issuer down: %d, want 401", w.Code)
+	}
+	f.iss.down.Store(false)
+	if w := f.do(http.MethodGet, "/api/publisher/me", "Authorization", tok); w.Code != 200 {
+		t.Fatalf("issuer back: %d %s, want 200", w.Code, w.Body)
 	}
 }

@@ -70,7 +70,7 @@ func (a *authorizer) keys(ctx context.Context) (jwk.Set, error) {
 		a.registered = true
 	}
 	a.mu.Unlock()
-	if set, err := a.cache.Lookup(ctx, a.url); err == nil && set.Len() > 0 {
+	if set, err := a.cache.Lookup(ctx, a.url); err == nil {
 		return set, nil
 	}
 	set, err := a.cache.Refresh(ctx, a.url)
