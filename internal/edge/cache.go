@@ -44,11 +44,12 @@ func (e *entry) hasValidators() bool {
 // tier is one cache (edge location or Origin Shield).
 type tier struct {
 	name string
+	max  int // entries kept; beyond it some are evicted, as a full CloudFront cache does
 	mu   sync.RWMutex
 	m    map[string]*entry
 }
 
-func newTier(name string) *tier { return &tier{name: name, m: map[string]*entry{}} }
+func newTier(name string, max int) *tier { return &tier{name: name, max: max, m: map[string]*entry{}} }
 
 func (t *tier) get(key string) *entry {
 	t.mu.RLock()
@@ -58,8 +59,19 @@ func (t *tier) get(key string) *entry {
 
 func (t *tier) put(key string, e *entry) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.m[key]; !ok && t.max > 0 && len(t.m) >= t.max {
+		// Evict about 1% of the objects, arbitrary ones (map order is random): a rough stand-in
+		// for CloudFront dropping less popular objects from a full cache.
+		n := max(t.max/100, 1)
+		for k := range t.m {
+			delete(t.m, k)
+			if n--; n == 0 {
+				break
+			}
+		}
+	}
 	t.m[key] = e
-	t.mu.Unlock()
 }
 
 func (t *tier) len() int {

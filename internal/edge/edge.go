@@ -91,6 +91,8 @@ type Options struct {
 	Latency Latency
 	// ErrorCachingMinTTL defaults to DefaultErrorCachingMinTTL; a negative value disables it.
 	ErrorCachingMinTTL time.Duration
+	// MaxEntries bounds each tier (default 200,000 objects); a full tier evicts some.
+	MaxEntries int
 	// MaxObjectSize is the largest response body stored (default 64 MiB); larger ones are
 	// served but not cached.
 	MaxObjectSize int64
@@ -174,6 +176,9 @@ func New(opts Options) (*Edge, error) {
 	if opts.ErrorCachingMinTTL == 0 {
 		opts.ErrorCachingMinTTL = DefaultErrorCachingMinTTL
 	}
+	if opts.MaxEntries == 0 {
+		opts.MaxEntries = 200_000
+	}
 	if opts.MaxObjectSize == 0 {
 		opts.MaxObjectSize = 64 << 20
 	}
@@ -199,8 +204,8 @@ func New(opts Options) (*Edge, error) {
 		cfg:     opts.Config,
 		opts:    opts,
 		origins: origins,
-		edge:    newTier(TierEdge),
-		shield:  newTier(TierShield),
+		edge:    newTier(TierEdge, opts.MaxEntries),
+		shield:  newTier(TierShield, opts.MaxEntries),
 		hooks:   &hooks{cfg: opts.Latency, rand: opts.Rand, sleep: opts.Sleep},
 		signer:  v4.NewSigner(),
 		client: &http.Client{

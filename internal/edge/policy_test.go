@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -142,5 +143,19 @@ func TestInvalidationMatches(t *testing.T) {
 		if got := InvalidationMatches(tc.pattern, tc.path); got != tc.want {
 			t.Errorf("InvalidationMatches(%q, %q) = %v, want %v", tc.pattern, tc.path, got, tc.want)
 		}
+	}
+}
+
+func TestTierEviction(t *testing.T) {
+	t.Parallel()
+	tr := newTier("edge", 200)
+	for i := range 1000 {
+		tr.put(fmt.Sprint(i), &entry{path: "/x"})
+		if tr.len() > 200 {
+			t.Fatalf("tier holds %d entries, limit 200", tr.len())
+		}
+	}
+	if tr.get("999") == nil {
+		t.Fatal("the newest entry was evicted")
 	}
 }
