@@ -71,3 +71,23 @@ func (Migrate) Restore(ctx context.Context, target string) error {
 func (Migrate) Verify(ctx context.Context, source, target string) error {
 	return migrate.VerifyTarget(ctx, source, target, os.Stdout)
 }
+
+// Smoke calls every endpoint of migration/smoke-endpoints.txt on the API running against SOURCE_URL and against TARGET_URL, and compares the answers.
+//
+// It builds examples/zmanim-api (or uses ZOPS_SMOKE_API_BIN: the real API with the same
+// environment contract), starts it twice on loopback, each with its own throwaway Redis (so one
+// cache cannot answer for the other database), its own JWKS and origin-verify secret, and
+// calls every listed endpoint (public, user-JWT and admin-JWT routes) on both. Status codes and
+// JSON bodies must be equal; a 5xx counts as a failure. Prints one line per endpoint, writes a
+// JSON report, exits non-zero on any difference. Pass "-" to read the URLs from
+// ZOPS_MIGRATE_SOURCE_URL / ZOPS_MIGRATE_TARGET_URL.
+//
+// Options (environment):
+//
+//	ZOPS_SMOKE_ENDPOINTS    endpoint list (default migration/smoke-endpoints.txt)
+//	ZOPS_SMOKE_API_BIN      API binary to run instead of building examples/zmanim-api
+//	ZOPS_SMOKE_REDIS_ADDRS  two Redis servers host:port,host:port (default: two redis-server processes)
+//	ZOPS_SMOKE_REPORT       JSON report path (default .state/migrate/smoke-<time>.json)
+func (Migrate) Smoke(ctx context.Context, source, target string) error {
+	return migrate.SmokeTarget(ctx, source, target, os.Stdout)
+}

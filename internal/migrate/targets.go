@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultDumpDir is where migrate:dump writes and migrate:restore reads by default.
@@ -89,5 +91,36 @@ func VerifyTarget(ctx context.Context, source, target string, out io.Writer) err
 	}
 	o.SourceURL, o.TargetURL, o.Out = src, tgt, out
 	_, err = RunVerify(ctx, o)
+	return err
+}
+
+// SmokeTarget is `mage migrate:smoke SOURCE_URL TARGET_URL`.
+func SmokeTarget(ctx context.Context, source, target string, out io.Writer) error {
+	src, tgt, err := ResolveURLs([]string{argURL(source), argURL(target)}, true, true)
+	if err != nil {
+		return err
+	}
+	path := os.Getenv("ZOPS_SMOKE_ENDPOINTS")
+	if path == "" {
+		path = DefaultSmokeEndpoints
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("endpoint list: %w (set ZOPS_SMOKE_ENDPOINTS)", err)
+	}
+	eps, err := ParseEndpoints(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("endpoint list %s: %w", path, err)
+	}
+	o := SmokeOptions{SourceURL: src, TargetURL: tgt, Endpoints: eps, APIBinary: os.Getenv("ZOPS_SMOKE_API_BIN"),
+		RepoRoot: ".", ReportPath: os.Getenv("ZOPS_SMOKE_REPORT"), Out: out}
+	if o.ReportPath == "" {
+		o.ReportPath = filepath.Join(".state", "migrate", "smoke-"+time.Now().UTC().Format("20060102T150405Z")+".json")
+	}
+	if v := os.Getenv("ZOPS_SMOKE_REDIS_ADDRS"); v != "" {
+		o.RedisAddrs = strings.Split(v, ",")
+	}
+	_, err = Smoke(ctx, o)
 	return err
 }
