@@ -10,11 +10,12 @@
 // stale copy is revalidated with a conditional GET ("RefreshHit from cloudfront" on 304). The
 // twin-only header X-Twin-Cache-Tier (edge, shield, origin) says which tier answered.
 //
-// Viewer protocol: the twin's edge listener stands for CloudFront's HTTPS listener, because a
-// TLS listener on loopback would only make every client skip certificate checks. A request is
-// taken as HTTPS unless it arrives through PlainHandler (the port-80 listener) or carries
-// "X-Forwarded-Proto: http"; such requests get what the policy says (301 to https for
-// redirect-to-https, 403 for https-only), exactly as a plain-HTTP viewer would from CloudFront.
+// Viewer protocol: the Edge handler stands for CloudFront's HTTPS listener, because a TLS
+// listener on loopback would only make every client skip certificate checks; a request on it
+// is taken as HTTPS unless it says "X-Forwarded-Proto: http". PlainHandler stands for the
+// port-80 listener: its requests are plain HTTP unless they say "X-Forwarded-Proto: https".
+// Plain-HTTP requests get what the policy says (301 to https for redirect-to-https, 403 for
+// https-only), as a plain-HTTP viewer would from CloudFront.
 package edge
 
 import (
@@ -242,10 +243,17 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.serve(w, r, proto)
 }
 
-// PlainHandler serves the plain-HTTP (port 80) listener: every request gets the viewer
-// protocol policy applied.
+// PlainHandler serves a plain-HTTP (port 80) listener: requests get the viewer protocol
+// policy applied (301 to https for redirect-to-https) unless they carry
+// "X-Forwarded-Proto: https", which marks TLS terminated in front of the twin.
 func (e *Edge) PlainHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.serve(w, r, "http") })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proto := "http"
+		if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+			proto = "https"
+		}
+		e.serve(w, r, proto)
+	})
 }
 
 // request is one viewer request on its way through the tiers.

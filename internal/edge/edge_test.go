@@ -316,6 +316,13 @@ func TestViewerProtocolAndMethods(t *testing.T) {
 		t.Fatalf("plain listener: %d, want 301", w.Code)
 	}
 	w = httptest.NewRecorder()
+	req0 := httptest.NewRequest(http.MethodGet, "/", nil)
+	req0.Header.Set("X-Forwarded-Proto", "https")
+	f.edge.PlainHandler().ServeHTTP(w, req0)
+	if w.Code != http.StatusOK || w.Body.String() != "home" {
+		t.Fatalf("plain listener behind TLS: %d %q, want 200 home", w.Code, w.Body.String())
+	}
+	w = httptest.NewRecorder()
 	f.edge.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/index.html", strings.NewReader("x")))
 	if w.Code != http.StatusForbidden || w.Header().Get("X-Cache") != "Error from cloudfront" {
 		t.Fatalf("POST to a GET-only behavior: %d %q, want 403 Error", w.Code, w.Header().Get("X-Cache"))
