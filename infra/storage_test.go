@@ -1,0 +1,95 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+)
+
+func TestStory7_5_1_ThreeBucketsEncryptedPrivateRetained(t *testing.T) {
+	buckets := res(PartStorage, "AWS::S3::Bucket")
+	if len(buckets) != 3 {
+		t.Fatalf("%d buckets", len(buckets))
+	}
+	names := map[string]bool{}
+	for id, b := range buckets {
+		p := props(b)
+		names[p["BucketName"].(string)] = true
+		if !strings.Contains(js(p["BucketEncryption"]), `"SSEAlgorithm":"AES256"`) {
+			t.Errorf("%s: encryption %v", id, js(p["BucketEncryption"]))
+		}
+		if js(p["PublicAccessBlockConfiguration"]) != `{"BlockPublicAcls":true,"BlockPublicPolicy":true,"IgnorePublicAcls":true,"RestrictPublicBuckets":true}` {
+			t.Errorf("%s: public access %v", id, js(p["PublicAccessBlockConfiguration"]))
+		}
+		if b["DeletionPolicy"] != "Retain" {
+			t.Errorf("%s: deletion policy %v", id, b["DeletionPolicy"])
+		}
+	}
+	for _, n := range cfg.Buckets.All() {
+		if !names[n] {
+			t.Errorf("bucket %s missing", n)
+		}
+	}
+	// Old releases expire (noncurrent versions after OldReleaseDays); the current one never does.
+	has(t, PartStorage, "AWS::S3::Bucket", map[string]any{"BucketName": cfg.Buckets.Releases,
+		"VersioningConfiguration": map[string]any{"Status": "Enabled"},
+		"LifecycleConfiguration": map[string]any{"Rules": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+			"NoncurrentVersionExpiration": map[string]any{"NoncurrentDays": OldReleaseDays}, "Status": "Enabled"})})}})
+	if strings.Contains(js(res(PartStorage, "AWS::S3::Bucket")), `"ExpirationInDays"`) {
+		t.Errorf("a bucket expires current objects")
+	}
+}
+
+// 7.5.2: bucket policies allow the box through the VPC endpoint and refuse plain HTTP; the
+// static bucket is read only by the distribution (origin access control).
+func TestStory7_5_2_BucketPolicies(t *testing.T) {
+	policies := res(PartStorage, "AWS::S3::BucketPolicy")
+	if len(policies) != 3 {
+		t.Fatalf("%d bucket policies", len(policies))
+	}
+	bucketOf := func(p map[string]any) string {
+		ref := js(props(p)["Bucket"])
+		for id, b := range res(PartStorage, "AWS::S3::Bucket") {
+			if strings.Contains(ref, id) {
+				return props(b)["BucketName"].(string)
+			}
+		}
+		return ref
+	}
+	for _, p := range policies {
+		name := bucketOf(p)
+		stmts := asList(props(p)["PolicyDocument"].(map[string]any)["Statement"])
+		var tlsDeny, viaEndpoint, cloudfront bool
+		for _, s := range stmts {
+			m := s.(map[string]any)
+			c := js(m["Condition"])
+			switch {
+			case m["Effect"] == "Deny" && strings.Contains(c, `"aws:SecureTransport":"false"`):
+				tlsDeny = true
+			case m["Effect"] == "Allow" && strings.Contains(c, "aws:SourceVpce") && strings.Contains(c, "VPCEndpoint") || strings.Contains(c, "S3"):
+				viaEndpoint = true
+			case m["Effect"] == "Allow" && strings.Contains(js(m["Principal"]), "cloudfront.amazonaws.com"):
+				cloudfront = true
+				if !strings.Contains(c, "AWS:SourceArn") || !strings.Contains(c, "Distribution") || js(m["Action"]) != `"s3:GetObject"` {
+					t.Errorf("%s: CloudFront statement %v", name, js(m))
+				}
+			case m["Effect"] == "Allow":
+				t.Errorf("%s: unexpected allow %v", name, js(m))
+			}
+		}
+		if !tlsDeny {
+			t.Errorf("%s: no TLS-only deny", name)
+		}
+		switch name {
+		case cfg.Buckets.Static:
+			if !cloudfront || viaEndpoint {
+				t.Errorf("%s: cloudfront=%v endpoint=%v, want CloudFront only", name, cloudfront, viaEndpoint)
+			}
+		default:
+			if !viaEndpoint || cloudfront {
+				t.Errorf("%s: endpoint=%v cloudfront=%v, want the box via the endpoint", name, viaEndpoint, cloudfront)
+			}
+		}
+	}
+}
