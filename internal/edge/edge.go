@@ -100,7 +100,7 @@ type Options struct {
 	// OriginTimeout bounds one origin request (CloudFront's origin response timeout, 30 s).
 	OriginTimeout time.Duration
 
-	Transport http.RoundTripper // default http.DefaultTransport
+	Transport http.RoundTripper // default: a clone of http.DefaultTransport keeping 256 idle connections per host
 	Now       func() time.Time  // default time.Now (tests move the clock)
 	Logger    *slog.Logger      // default discards
 	// Rand and Sleep drive the latency hooks; tests replace them.
@@ -187,7 +187,12 @@ func New(opts Options) (*Edge, error) {
 		opts.OriginTimeout = 30 * time.Second
 	}
 	if opts.Transport == nil {
-		opts.Transport = http.DefaultTransport
+		// Keep connections to the next hop open under load: the default keeps 2 idle per host,
+		// which at hundreds of requests per second churns through ephemeral ports.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = 512
+		t.MaxIdleConnsPerHost = 256
+		opts.Transport = t
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
