@@ -26,6 +26,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -178,6 +180,18 @@ func Verify(ctx context.Context, sourceURL, targetURL string, opts Options) (rep
 		rep.Warnings = append(rep.Warnings, "no shared snapshot (pg_export_snapshot refused): results are exact only while no one writes")
 	}
 
+	var colls [2]string
+	if err := both(ctx, src, tgt, func(ctx context.Context, s *side, i int) error {
+		c, err := databaseCollation(ctx, s)
+		colls[i] = c
+		return err
+	}); err != nil {
+		return rep, err
+	}
+	if colls[0] != colls[1] {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("database default collation differs: source %s, target %s; data is compared bytewise, but ORDER BY on text may return rows in another order", colls[0], colls[1]))
+	}
+
 	if !o.SkipSchema {
 		var cats [2]catalog
 		err := both(ctx, src, tgt, func(ctx context.Context, s *side, i int) error {
@@ -231,6 +245,30 @@ func (o Options) ticker(status func() string) func() {
 		}
 	}()
 	return func() { close(done) }
+}
+
+// databaseCollation describes the database's default collation. pg_database's columns for it
+// changed across versions (datlocprovider 15, daticulocale 15-16, datlocale 17), hence to_jsonb.
+func databaseCollation(ctx context.Context, s *side) (string, error) {
+	var m map[string]any
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, `SELECT to_jsonb(d) FROM pg_database d WHERE datname = current_database()`).Scan(&m)
+	})
+	if err != nil {
+		return "", fmt.Errorf("read database collation: %w", err)
+	}
+	str := func(k string) string { v, _ := m[k].(string); return v }
+	switch str("datlocprovider") {
+	case "i":
+		loc := str("datlocale")
+		if loc == "" {
+			loc = str("daticulocale")
+		}
+		return "icu:" + loc, nil
+	case "b":
+		return "builtin:" + str("datlocale"), nil
+	}
+	return "libc:" + str("datcollate"), nil
 }
 
 func countObjects(c catalog) int {

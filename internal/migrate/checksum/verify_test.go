@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/migrate/pgtest"
+	"github.com/shtetl/zmanim-ops/internal/pgtool"
 )
 
 // small ranges and leaves so that the fixture exercises range planning and bisection.
-var testOpts = Options{Parallel: 3, RangeBytes: 64 << 10, LeafRows: 40, Fanout: 4, MaxRows: 10}
+var testOpts = Options{Parallel: 3, RangeBytes: 24 << 10, LeafRows: 40, Fanout: 4, MaxRows: 10}
 
 func verify(t *testing.T, src, tgt string, o Options) Report {
 	t.Helper()
@@ -273,5 +274,40 @@ func TestVerifyBadInput(t *testing.T) {
 			}
 			t.Logf("error: %v", err)
 		})
+	}
+}
+
+// TestVerifyAcrossCollations restores the fixture into a database whose default collation is
+// ICU en-US (where 'a' < 'B', unlike C): text keys then sort differently in the two databases,
+// which must neither move rows between ranges nor cause false differences.
+func TestVerifyAcrossCollations(t *testing.T) {
+	srv := pgtest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	src := newFixture(t, srv, 5, 1500)
+	tgt := srv.NewDBWith(t, "icu", "TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'")
+	dir := t.TempDir() + "/dump"
+	if err := pgtool.Dump(ctx, pgtool.DumpOptions{Conn: pgtool.MustParse(src), Dir: dir, Jobs: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtool.Restore(ctx, pgtool.RestoreOptions{Conn: pgtool.MustParse(tgt), Dir: dir, Jobs: 2, ExitOnError: true}); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.ExecURL(t, tgt, "ANALYZE")
+	rep := verify(t, src, tgt, testOpts)
+	if !rep.Identical {
+		t.Fatalf("restore into an ICU database reported different:\n%s", text(rep))
+	}
+	if tr := table(rep, "public.codes"); tr == nil || tr.Ranges < 2 {
+		t.Fatalf("codes should be split into several text-key ranges: %+v", tr)
+	}
+	if !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "collation differs") }) {
+		t.Fatalf("no collation warning: %v", rep.Warnings)
+	}
+	// A change in a text-keyed row is still found exactly.
+	pgtest.ExecURL(t, tgt, `UPDATE codes SET label = 'x' WHERE code = 'B'`)
+	rep = verify(t, src, tgt, testOpts)
+	if err := hasRow("public.codes", ChangeChanged, []string{"B"}, "label")(rep); err != nil || rep.Identical {
+		t.Fatalf("%v\n%s", err, text(rep))
 	}
 }

@@ -58,14 +58,20 @@ func ExecURL(t testing.TB, url, sql string, args ...any) {
 // its URL; the database is dropped when the test ends.
 func (s Server) NewDB(t testing.TB, prefix, template string) string {
 	t.Helper()
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	name := fmt.Sprintf("zops_%s_%s", prefix, hex.EncodeToString(b))
 	tpl := "template0"
 	if template != "" {
 		tpl = pgtool.MustParse(template).Database
 	}
-	s.Exec(t, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", pgx.Identifier{name}.Sanitize(), pgx.Identifier{tpl}.Sanitize()))
+	return s.NewDBWith(t, prefix, "TEMPLATE "+pgx.Identifier{tpl}.Sanitize())
+}
+
+// NewDBWith is NewDB with the CREATE DATABASE options spelled out (e.g. a locale provider).
+func (s Server) NewDBWith(t testing.TB, prefix, options string) string {
+	t.Helper()
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	name := fmt.Sprintf("zops_%s_%s", prefix, hex.EncodeToString(b))
+	s.Exec(t, fmt.Sprintf("CREATE DATABASE %s %s", pgx.Identifier{name}.Sanitize(), options))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
