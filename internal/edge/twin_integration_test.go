@@ -163,11 +163,13 @@ func TestTwinRequestPath(t *testing.T) {
 	})
 
 	t.Run("public API Miss then Hit with Age growing", func(t *testing.T) {
-		for _, path := range []string{"/api/cities?q=jer", "/api/zmanim?lat=31.778&lon=35.235&date=2026-11-27"} {
+		// Other packages' tests share the twin and may invalidate "/*" meanwhile: a sequence
+		// broken by a Miss is tried again, up to three times; one must be clean.
+		sequence := func(path string) string {
 			invalidate(strings.SplitN(path, "?", 2)[0])
 			first := c.get(edgeURL, path)
 			if first.status != 200 || first.header.Get("X-Cache") != "Miss from cloudfront" {
-				t.Fatalf("%s first: %s", path, first)
+				return "first: " + first.String()
 			}
 			prevAge := -1
 			for i := range 2 {
@@ -175,11 +177,26 @@ func TestTwinRequestPath(t *testing.T) {
 				g := c.get(edgeURL, path)
 				age, err := strconv.Atoi(g.header.Get("Age"))
 				if g.header.Get("X-Cache") != "Hit from cloudfront" || err != nil || age <= prevAge || g.body != first.body {
-					t.Fatalf("%s hit %d: %s (previous Age %d)", path, i, g, prevAge)
+					return "hit " + strconv.Itoa(i) + ": " + g.String() + " (previous Age " + strconv.Itoa(prevAge) + ")"
 				}
 				prevAge = age
 			}
 			t.Logf("%s: Miss then Hit, Age %d", path, prevAge)
+			return ""
+		}
+		for _, path := range []string{"/api/cities?q=jer", "/api/zmanim?lat=31.778&lon=35.235&date=2026-11-27"} {
+			var problems []string
+			for range 3 {
+				p := sequence(path)
+				if p == "" {
+					problems = nil
+					break
+				}
+				problems = append(problems, p)
+			}
+			if problems != nil {
+				t.Errorf("%s never went Miss then Hit with a growing Age:\n%s", path, strings.Join(problems, "\n"))
+			}
 		}
 	})
 
