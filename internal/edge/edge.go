@@ -443,7 +443,8 @@ func (e *Edge) fetchOrigin(ctx context.Context, q *request, k string, sh, edgeSt
 		}
 		return result{ent: ent, tier: TierOrigin, store: f.Store}, nil
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, e.opts.MaxObjectSize+1))
+	// Read it all: an object above MaxObjectSize is served whole but not stored.
+	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return result{}, fmt.Errorf("read origin %s response: %w", q.origin.id, err)
 	}
