@@ -92,6 +92,7 @@ var errBatchExists = fmt.Errorf("invalidation batch already exists")
 //
 //	POST /2020-05-31/distribution/{id}/invalidation       CreateInvalidation
 //	GET  /2020-05-31/distribution/{id}/invalidation/{iid} GetInvalidation
+//	GET  /2020-05-31/distribution/{id}/invalidation       ListInvalidations (newest first)
 //
 // and the twin-only latency hooks:
 //
@@ -104,6 +105,7 @@ func (e *Edge) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2020-05-31/distribution/{id}/invalidation", e.createInvalidation)
 	mux.HandleFunc("GET /2020-05-31/distribution/{id}/invalidation/{iid}", e.getInvalidation)
+	mux.HandleFunc("GET /2020-05-31/distribution/{id}/invalidation", e.listInvalidations)
 	mux.HandleFunc("GET /_twin/latency", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, e.Latency())
 	})
@@ -169,6 +171,38 @@ func (e *Edge) getInvalidation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.writeInvalidation(w, http.StatusOK, r.PathValue("iid"))
+}
+
+type xmlSummary struct {
+	ID         string `xml:"Id"`
+	CreateTime string `xml:"CreateTime"`
+	Status     string `xml:"Status"`
+}
+
+type xmlInvalidationList struct {
+	XMLName     xml.Name     `xml:"InvalidationList"`
+	Xmlns       string       `xml:"xmlns,attr"`
+	Marker      string       `xml:"Marker"`
+	MaxItems    int          `xml:"MaxItems"`
+	IsTruncated bool         `xml:"IsTruncated"`
+	Quantity    int          `xml:"Quantity"`
+	Items       []xmlSummary `xml:"Items>InvalidationSummary"`
+}
+
+func (e *Edge) listInvalidations(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("id") != e.opts.DistributionID {
+		e.apiError(w, http.StatusNotFound, "NoSuchDistribution", "The specified distribution does not exist.")
+		return
+	}
+	e.invMu.Lock()
+	out := xmlInvalidationList{Xmlns: cloudFrontNS, MaxItems: 100}
+	for i := len(e.order) - 1; i >= 0 && len(out.Items) < 100; i-- {
+		inv := e.invs[e.order[i]]
+		out.Items = append(out.Items, xmlSummary{ID: inv.ID, CreateTime: inv.Created.Format(time.RFC3339), Status: "Completed"})
+	}
+	e.invMu.Unlock()
+	out.Quantity = len(out.Items)
+	writeXML(w, http.StatusOK, out)
 }
 
 func (e *Edge) writeInvalidation(w http.ResponseWriter, status int, id string) {

@@ -391,7 +391,11 @@ func TestInvalidationThroughCloudFrontAPI(t *testing.T) {
 			}
 		}
 	}
-	_, err := cf.CreateInvalidation(context.Background(), &cloudfront.CreateInvalidationInput{
+	list, err := cf.ListInvalidations(context.Background(), &cloudfront.ListInvalidationsInput{DistributionId: aws.String(f.edge.DistributionID())})
+	if err != nil || aws.ToInt32(list.InvalidationList.Quantity) != int32(len(tests)) || list.InvalidationList.Items[0].Status == nil {
+		t.Fatalf("ListInvalidations: %+v %v", list, err)
+	}
+	_, err = cf.CreateInvalidation(context.Background(), &cloudfront.CreateInvalidationInput{
 		DistributionId:    aws.String("ENOSUCH"),
 		InvalidationBatch: &cftypes.InvalidationBatch{CallerReference: aws.String("x"), Paths: &cftypes.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}}},
 	})
@@ -534,5 +538,32 @@ func TestTwinOptions(t *testing.T) {
 	}
 	if _, err := New(o); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestInvalidationCallerReference(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id1, err := f.edge.Invalidate("ref-1", []string{"/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		ref     string
+		paths   []string
+		sameID  bool
+		wantErr bool
+	}{
+		{"ref-1", []string{"/a"}, true, false},  // a retry of the same batch
+		{"ref-1", []string{"/b"}, false, true},  // another batch under a used reference
+		{"ref-2", []string{"/a"}, false, false}, // a new invalidation
+		{"ref-3", []string{"a"}, false, true},   // paths start with /
+		{"ref-4", []string{"/*/x"}, false, true},
+	}
+	for _, tc := range tests {
+		id, err := f.edge.Invalidate(tc.ref, tc.paths)
+		if (err != nil) != tc.wantErr || (err == nil && (id == id1) != tc.sameID) {
+			t.Errorf("Invalidate(%s, %v) = %q, %v", tc.ref, tc.paths, id, err)
+		}
 	}
 }
