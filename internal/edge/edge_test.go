@@ -567,3 +567,39 @@ func TestInvalidationCallerReference(t *testing.T) {
 		}
 	}
 }
+
+func TestViewerProtocolPolicies(t *testing.T) {
+	t.Parallel()
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	t.Cleanup(origin.Close)
+	tests := []struct {
+		policy   string
+		proto    string
+		status   int
+		location string
+	}{
+		{"redirect-to-https", "http", 301, "https://example.com/api/x?y=1"},
+		{"redirect-to-https", "https", 200, ""},
+		{"https-only", "http", 403, ""},
+		{"https-only", "https", 200, ""},
+		{"allow-all", "http", 200, ""},
+	}
+	for _, tc := range tests {
+		cfg := config.DefaultEdge()
+		cfg.ViewerProtocolPolicy = tc.policy
+		e, err := New(Options{Config: cfg, Origins: map[string]OriginTarget{
+			config.OriginIDAPI:    {URL: origin.URL},
+			config.OriginIDStatic: {URL: origin.URL, S3: &S3Auth{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")}},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest(http.MethodGet, "/api/x?y=1", nil)
+		r.Header.Set("X-Forwarded-Proto", tc.proto)
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, r)
+		if w.Code != tc.status || w.Header().Get("Location") != tc.location {
+			t.Errorf("%s over %s: %d Location %q; want %d %q", tc.policy, tc.proto, w.Code, w.Header().Get("Location"), tc.status, tc.location)
+		}
+	}
+}
