@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -95,6 +96,9 @@ func (r *Repo) globalArgs(json bool) []string {
 
 const keepStderrLines = 15
 
+// ansiRe matches terminal control sequences restic emits even when not on a terminal.
+var ansiRe = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+
 // run runs `restic <sub> <global> <args>` and returns its standard output. extraEnv is added
 // to restic's environment. stdout, when non-nil, receives the output instead of the buffer.
 func (r *Repo) run(ctx context.Context, sub string, args []string, json bool, extraEnv []string, stdout io.Writer, onLine func([]byte)) ([]byte, error) {
@@ -134,7 +138,7 @@ func (r *Repo) run(ctx context.Context, sub string, args []string, json bool, ex
 		sc := bufio.NewScanner(errPipe)
 		sc.Buffer(make([]byte, 64*1024), 1024*1024)
 		for sc.Scan() {
-			line := sc.Text()
+			line := ansiRe.ReplaceAllString(sc.Text(), "")
 			if r.Log != nil {
 				fmt.Fprintln(r.Log, line)
 			}
@@ -171,7 +175,7 @@ func (r *Repo) run(ctx context.Context, sub string, args []string, json bool, ex
 	if errors.As(werr, &ee) {
 		xe := &ExitError{Command: sub, Code: ee.ExitCode(), Stderr: strings.Join(errorLines(tail), "\n")}
 		if ctx.Err() != nil {
-			return out.Bytes(), fmt.Errorf("restic %s: %w: %w", sub, ctx.Err(), xe)
+			return out.Bytes(), fmt.Errorf("restic %s stopped: %w (job deadline ZOPS_BACKUP_TIMEOUT, or S3 too slow/unreachable): %w", sub, ctx.Err(), xe)
 		}
 		return out.Bytes(), xe
 	}

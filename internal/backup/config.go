@@ -1,0 +1,131 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/awsx"
+	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/pgtool"
+	"github.com/shtetl/zmanim-ops/internal/restic"
+	"github.com/shtetl/zmanim-ops/internal/tools"
+	"github.com/shtetl/zmanim-ops/internal/twin/state"
+)
+
+// Options not (yet) in internal/config, read from ZOPS_* variables with these defaults. They
+// are documented on the mage targets.
+const (
+	EnvPGURL     = "ZOPS_BACKUP_PG_URL"     // live database (default: twin zmanim DB / prod local socket)
+	EnvRedis     = "ZOPS_BACKUP_REDIS_ADDR" // Redis host:port ("" in the env var disables: set to "none")
+	EnvHost      = "ZOPS_BACKUP_HOST"       // restic --host (default zmanim-<env>)
+	EnvWALDir    = "ZOPS_BACKUP_WAL_DIR"    // WAL archive (twin <state>/pg/wal-archive, prod /data/wal-archive)
+	EnvScratch   = "ZOPS_BACKUP_SCRATCH"    // scratch space (twin <state>/backup, prod /data/zops-scratch)
+	EnvRetryLock = "ZOPS_BACKUP_RETRY_LOCK" // wait for another host's restic lock (default 30m)
+	EnvTimeout   = "ZOPS_BACKUP_TIMEOUT"    // whole-job deadline (default 2h)
+	EnvRestic    = "ZOPS_RESTIC"            // restic binary (default: the pinned build)
+	EnvRepo      = "ZOPS_BACKUP_REPOSITORY" // full restic repository URL override
+)
+
+// Timeout is the job deadline from ZOPS_BACKUP_TIMEOUT (default 2h).
+func Timeout() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(EnvTimeout)); err == nil && d > 0 {
+		return d
+	}
+	return 2 * time.Hour
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// RepositoryURL is the restic repository of an environment: the backups bucket on the twin's
+// S3 server or on AWS S3.
+func RepositoryURL(env *config.Env) string {
+	if v := os.Getenv(EnvRepo); v != "" {
+		return v
+	}
+	if env.IsTwin() {
+		return fmt.Sprintf("s3:%s/%s/%s", env.URL(env.Twin.Ports.S3), env.Buckets.Backups, env.Backup.Repository)
+	}
+	return fmt.Sprintf("s3:s3.%s.amazonaws.com/%s/%s", env.Region, env.Buckets.Backups, env.Backup.Repository)
+}
+
+// FromConfig builds the jobs of an environment: repository and password (SSM SecureString
+// restic-password), the live database and Redis, retention and size limits from the
+// configuration, failure mail through SES to notify.to.
+func FromConfig(ctx context.Context, env *config.Env, log io.Writer) (*Job, error) {
+	clients, err := awsx.New(ctx, env)
+	if err != nil {
+		return nil, fmt.Errorf("backup: AWS clients for %s: %w", env.Name, err)
+	}
+	bin := os.Getenv(EnvRestic)
+	if bin == "" {
+		if bin, err = tools.Ensure(ctx, "restic"); err != nil {
+			return nil, fmt.Errorf("backup: restic: %w", err)
+		}
+	}
+	pass, err := clients.Secret(ctx, config.ParamResticPass)
+	if err != nil {
+		return nil, fmt.Errorf("backup: repository password: %w", err)
+	}
+	repo := &restic.Repo{
+		Bin:      bin,
+		URL:      RepositoryURL(env),
+		Password: pass,
+		Options:  []string{"s3.region=" + env.Region},
+		CacheDir: filepath.Join(tools.CacheDir(), "restic-cache"),
+	}
+	repo.RetryLock = 30 * time.Minute
+	if d, err := time.ParseDuration(os.Getenv(EnvRetryLock)); err == nil {
+		repo.RetryLock = d
+	}
+	j := &Job{
+		Repo:         repo,
+		Host:         envOr(EnvHost, "zmanim-"+env.Name),
+		KeepDaily:    env.Backup.KeepDaily,
+		MinDumpBytes: env.Backup.MinDumpBytes,
+		Notifier:     &SESNotifier{Client: clients.SES, From: env.Notify.From, To: env.Notify.To},
+		Log:          log,
+	}
+	var pgURL, redis string
+	if env.IsTwin() {
+		sec, err := state.Dir(env.Twin.StateDir).ReadSecrets()
+		if err != nil {
+			return nil, err
+		}
+		repo.Options = append(repo.Options, "s3.bucket-lookup=path")
+		repo.Env = []string{"AWS_ACCESS_KEY_ID=" + sec.S3AccessKey, "AWS_SECRET_ACCESS_KEY=" + sec.S3SecretKey}
+		pgURL = fmt.Sprintf("postgres://postgres:%s@%s:%d/zmanim", sec.PGPassword, env.Twin.Host, env.Twin.Ports.Postgres)
+		redis = env.Twin.Host + ":" + strconv.Itoa(env.Twin.Ports.Redis)
+		j.WALArchiveDir = filepath.Join(env.Twin.StateDir, "pg", "wal-archive")
+		j.ScratchDir = filepath.Join(env.Twin.StateDir, "backup")
+	} else {
+		// On the box: local socket, peer authentication as the postgres user; restic finds
+		// S3 credentials through the instance role itself.
+		pgURL = "postgres://postgres@localhost:5432/zmanim?host=/var/run/postgresql"
+		redis = "127.0.0.1:6379"
+		j.WALArchiveDir = "/data/wal-archive"
+		j.ScratchDir = "/data/zops-scratch"
+		repo.CacheDir = "/var/cache/zops/restic"
+	}
+	pgURL = envOr(EnvPGURL, pgURL)
+	j.PG, err = pgtool.ParseURL(pgURL)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %s: %w", EnvPGURL, err)
+	}
+	j.RedisAddr = envOr(EnvRedis, redis)
+	if j.RedisAddr == "none" {
+		j.RedisAddr = ""
+	}
+	j.WALArchiveDir = envOr(EnvWALDir, j.WALArchiveDir)
+	j.ScratchDir = envOr(EnvScratch, j.ScratchDir)
+	return j, nil
+}
