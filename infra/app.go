@@ -13,7 +13,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
-	"github.com/shtetl/zmanim-ops/internal/infra"
+	"github.com/shtetl/zmanim-ops/internal/infra/cost"
 )
 
 // Options are the infra settings the shared configuration does not hold; each has a default
@@ -285,7 +285,7 @@ type Result struct {
 	Elapsed                    time.Duration
 	NagWarnings, NagSuppressed int
 	// Cost is the estimate (nil with SkipCost).
-	Cost *infra.Estimate
+	Cost *cost.Estimate
 }
 
 // Synth loads environment envName from the repository at root, builds the app, writes the
@@ -345,21 +345,21 @@ var ErrNag = errors.New("cdk-nag")
 
 // PriceAssembly prices the templates in dir with the newest price table for the region (or
 // pricesFile) at the configured baseline usage and budget.
-func PriceAssembly(root string, cfg *config.Env, dir, pricesFile string) (*infra.Estimate, error) {
+func PriceAssembly(root string, cfg *config.Env, dir, pricesFile string) (*cost.Estimate, error) {
 	if pricesFile == "" {
-		f, err := infra.LatestPrices(filepath.Join(root, "infra", "prices"), cfg.Region)
+		f, err := cost.LatestPrices(filepath.Join(root, "infra", "prices"), cfg.Region)
 		if err != nil {
 			return nil, err
 		}
 		pricesFile = f
 	}
-	prices, err := infra.LoadPrices(pricesFile)
+	prices, err := cost.LoadPrices(pricesFile)
 	if err != nil {
 		return nil, err
 	}
-	ts, err := infra.LoadTemplates(dir)
+	ts, err := cost.LoadTemplates(dir)
 	if err != nil {
 		return nil, err
 	}
-	return infra.Price(ts, prices, infra.DefaultUsage(cfg), cfg.Budget.MonthlyUSD)
+	return cost.Price(ts, prices, cost.DefaultUsage(cfg), cfg.Budget.MonthlyUSD)
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
-	"github.com/shtetl/zmanim-ops/internal/infra"
+	"github.com/shtetl/zmanim-ops/internal/infra/cost"
 )
 
 // The app is built and synthesized once per test binary (TestMain); every test reads the
@@ -216,19 +216,19 @@ func TestCostWithinBudgetAndRefusals(t *testing.T) {
 	}
 	over := *est
 	over.Budget = 30
-	if err := over.Check(); !errors.Is(err, infra.ErrOverBudget) || !strings.Contains(err.Error(), "m7g.medium") {
+	if err := over.Check(); !errors.Is(err, cost.ErrOverBudget) || !strings.Contains(err.Error(), "m7g.medium") {
 		t.Errorf("budget 30: err = %v", err)
 	}
-	ts, _ := infra.LoadTemplates(asmDir)
-	ts = append(ts, infra.Template{Stack: "extra", Resources: map[string]infra.Resource{"Nat": {Type: "AWS::EC2::NatGateway"}}})
-	prices, _ := infra.LoadPrices(mustLatest(t))
-	if _, err := infra.Price(ts, prices, infra.DefaultUsage(cfg), 44); !errors.Is(err, infra.ErrUnpriced) || !strings.Contains(err.Error(), "AWS::EC2::NatGateway") {
+	ts, _ := cost.LoadTemplates(asmDir)
+	ts = append(ts, cost.Template{Stack: "extra", Resources: map[string]cost.Resource{"Nat": {Type: "AWS::EC2::NatGateway"}}})
+	prices, _ := cost.LoadPrices(mustLatest(t))
+	if _, err := cost.Price(ts, prices, cost.DefaultUsage(cfg), 44); !errors.Is(err, cost.ErrUnpriced) || !strings.Contains(err.Error(), "AWS::EC2::NatGateway") {
 		t.Errorf("NAT gateway: err = %v", err)
 	}
 }
 
 func mustLatest(t *testing.T) string {
-	f, err := infra.LatestPrices("prices", cfg.Region)
+	f, err := cost.LatestPrices("prices", cfg.Region)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -213,8 +213,8 @@ func NewComputeStack(scope constructs.Construct, id string, props *ComputeStackP
 		UserData: awsec2.UserData_Custom(jsii.String(script)),
 	})
 	// The volume must sit in the instance's zone, so both name it (the spec pins eu-west-1a).
-	for _, c := range []constructs.IConstruct{volume.Node().DefaultChild(), instance.Node().DefaultChild()} {
-		awscdk.Annotations_Of(c).AcknowledgeWarning(jsii.String("CloudFormation-Validate::W3010"), jsii.String("the data volume and the box must share one availability zone"))
+	for _, c := range []constructs.IConstruct{volume, instance} {
+		awscdk.Validations_Of(c).Acknowledge(&awscdk.Acknowledgment{Id: jsii.String("CloudFormation-Validate::W3010"), Reason: jsii.String("the data volume and the box must share one availability zone")})
 	}
 	awsec2.NewCfnVolumeAttachment(stack, jsii.String("DataAttachment"), &awsec2.CfnVolumeAttachmentProps{
 		Device:     jsii.String(DataDevice),

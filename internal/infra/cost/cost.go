@@ -1,8 +1,8 @@
-// Package infra is the main-module side of the production infrastructure: it runs the CDK app
-// in infra/ (a module of its own, so the main module never imports CDK) through a typed
-// wrapper, prices the synthesized CloudFormation templates against a versioned price table,
-// and drives the CDK CLI for diff and deploy.
-package infra
+// Package cost prices synthesized CloudFormation templates against a dated regional price
+// table (infra/prices/<region>-<date>.json) at a baseline usage derived from the configuration,
+// and checks the total against the monthly budget. It reads template JSON only, so both the
+// CDK app (infra/, its own module) and the mage targets use it without linking CDK.
+package cost
 
 import (
 	"encoding/json"

@@ -1,0 +1,130 @@
+package infra
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/config"
+)
+
+// Target options (environment), read by the mage targets.
+type TargetOptions struct {
+	Env       string // ZOPS_ENV (default prod)
+	OutDir    string // ZOPS_INFRA_OUT (default infra/cdk.out)
+	SkipTests bool   // ZOPS_INFRA_SKIP_TESTS=1: infra:check runs only cdk-nag and the budget
+	Approve   bool   // ZOPS_DEPLOY_APPROVE=1: deploy without asking about security changes (CI)
+	Stacks    string // ZOPS_STACKS: deploy/diff only these (space-separated names or globs)
+}
+
+// TargetOptionsFromEnv reads the ZOPS_* options.
+func TargetOptionsFromEnv() TargetOptions {
+	b := func(k string) bool { v, _ := strconv.ParseBool(os.Getenv(k)); return v }
+	return TargetOptions{
+		Env:       os.Getenv("ZOPS_ENV"),
+		OutDir:    os.Getenv("ZOPS_INFRA_OUT"),
+		SkipTests: b("ZOPS_INFRA_SKIP_TESTS"),
+		Approve:   b("ZOPS_DEPLOY_APPROVE"),
+		Stacks:    os.Getenv("ZOPS_STACKS"),
+	}
+}
+
+func (o TargetOptions) app(w io.Writer) App {
+	return App{Env: o.Env, OutDir: o.OutDir, Stdout: w, Stderr: os.Stderr}.withDefaults()
+}
+
+// SynthTarget is infra:synth.
+func SynthTarget(ctx context.Context, w io.Writer) error {
+	return TargetOptionsFromEnv().app(w).Synth(ctx, SynthOptions{})
+}
+
+// CostTarget is infra:cost: the breakdown, last line `cost: monthly_usd=X budget_usd=Y`.
+func CostTarget(ctx context.Context, w io.Writer) error {
+	return TargetOptionsFromEnv().app(w).Synth(ctx, SynthOptions{Cost: true})
+}
+
+// CheckTarget is infra:check: cdk-nag AwsSolutions with zero unsuppressed errors, the budget,
+// and the infra assertion tests.
+func CheckTarget(ctx context.Context, w io.Writer) error {
+	o := TargetOptionsFromEnv()
+	a := o.app(w)
+	if err := a.Synth(ctx, SynthOptions{Nag: true}); err != nil {
+		return err
+	}
+	if o.SkipTests {
+		fmt.Fprintln(w, "check: tests skipped (ZOPS_INFRA_SKIP_TESTS=1)")
+		return nil
+	}
+	start := time.Now()
+	if err := a.Test(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "check: infra tests passed in %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// DiffTarget is infra:diff: what a deploy would change.
+func DiffTarget(ctx context.Context, w io.Writer) error {
+	return withCDK(ctx, w, func(c CDK, asm string, stacks []string) error {
+		return c.Run(ctx, asm, append([]string{"diff"}, stacks...)...)
+	})
+}
+
+// DeployTarget is infra:deploy: every stack (or ZOPS_STACKS) in dependency order.
+func DeployTarget(ctx context.Context, w io.Writer) error {
+	o := TargetOptionsFromEnv()
+	return withCDK(ctx, w, func(c CDK, asm string, stacks []string) error {
+		approval := "broadening" // ask before widening IAM or security groups
+		if o.Approve {
+			approval = "never"
+		}
+		outputs := filepath.Join(filepath.Dir(asm), "outputs.json")
+		args := append([]string{"deploy", "--require-approval", approval, "--outputs-file", outputs, "--ci"}, stacks...)
+		if err := c.Run(ctx, asm, args...); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "deploy: stack outputs in %s\n", outputs)
+		return nil
+	})
+}
+
+// withCDK refuses without credentials, synthesizes once and hands the assembly to the CLI.
+func withCDK(ctx context.Context, w io.Writer, run func(CDK, string, []string) error) error {
+	o := TargetOptionsFromEnv()
+	a := o.app(w)
+	env, err := config.LoadWith(config.Options{Env: a.Env, Root: a.Root})
+	if err != nil {
+		return err
+	}
+	if err := CheckCredentials(ctx, env); err != nil {
+		return err
+	}
+	if err := a.Synth(ctx, SynthOptions{}); err != nil {
+		return err
+	}
+	stacks := []string{"--all"}
+	if o.Stacks != "" {
+		stacks = splitFields(o.Stacks)
+	}
+	return run(CDK{Root: a.Root, Stdout: w, Stderr: os.Stderr}, a.OutDir, stacks)
+}
+
+func splitFields(s string) []string {
+	var out []string
+	field := ""
+	for _, r := range s + " " {
+		if r == ' ' || r == ',' || r == '\t' {
+			if field != "" {
+				out = append(out, field)
+			}
+			field = ""
+			continue
+		}
+		field += string(r)
+	}
+	return out
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/shtetl/zmanim-ops/internal/infra"
+)
+
+// Infra works on the production stacks: the CDK app in infra/ (Go, its own module).
+type Infra mg.Namespace
+
+// Synth synthesizes every stack of the prod environment into infra/cdk.out and checks the budget.
+//
+// The app refuses bad input before synthesizing (missing AMI parameter, domain outside the
+// hosted zone, AWS_REGION/CDK_DEFAULT_REGION other than the configured region) and fails when
+// the priced templates exceed budget.monthly_usd.
+//
+// Options (environment):
+//
+//	ZOPS_ENV                       environment (default prod; local has nothing to synthesize)
+//	ZOPS_INFRA_OUT                 cloud assembly directory (default infra/cdk.out)
+//	ZOPS_HOSTED_ZONE_ID            import this Route 53 zone instead of creating hosted_zone
+//	ZOPS_GITHUB_REPO               owner/name allowed to assume the deploy role (default shtetl/zmanim-ops)
+//	ZOPS_GITHUB_OIDC_PROVIDER_ARN  reuse an existing GitHub OIDC provider
+//	ZOPS_PRICES                    price table (default the newest infra/prices/<region>-*.json)
+func (Infra) Synth(ctx context.Context) error {
+	return infra.SynthTarget(ctx, os.Stdout)
+}
+
+// Cost prices the synthesized templates with the versioned price table and fails above the budget.
+//
+// Prints one line per priced item (instance, EBS, public IPv4, Route 53, CloudFront, API
+// Gateway, Cloud Map, CloudWatch, S3) at the baseline usage derived from load.expected_rps,
+// then `cost: monthly_usd=X budget_usd=Y` as the last line. Options as for infra:synth.
+func (Infra) Cost(ctx context.Context) error {
+	return infra.CostTarget(ctx, os.Stdout)
+}
+
+// Check runs cdk-nag AwsSolutions (zero unsuppressed errors; every suppression has a reason), the budget and the infra tests.
+//
+// Options (environment): as for infra:synth, and
+//
+//	ZOPS_INFRA_SKIP_TESTS=1   skip the assertion tests (go test in infra/)
+func (Infra) Check(ctx context.Context) error {
+	return infra.CheckTarget(ctx, os.Stdout)
+}
+
+// Diff shows what infra:deploy would change in the AWS account (needs AWS credentials).
+//
+// Uses the CDK CLI pinned in infra/package.json (installed with npm ci into the tool cache).
+//
+// Options (environment): as for infra:synth, and
+//
+//	ZOPS_STACKS   only these stacks (space-separated, e.g. "zmanim-prod-edge")
+func (Infra) Diff(ctx context.Context) error {
+	return infra.DiffTarget(ctx, os.Stdout)
+}
+
+// Deploy deploys every stack to the AWS account in dependency order (needs AWS credentials; refuses without).
+//
+// The first deploy needs `cdk bootstrap` in eu-west-1 and us-east-1 and runs from an operator
+// machine; it creates the GitHub OIDC role that later tag builds use. Operators put the
+// secrets first (SecureString: clerk-secret-key, postgres-password, restic-password; String:
+// origin-verify-secret, which API Gateway resolves) under ssm_prefix, and the Packer pipeline
+// the AMI id.
+//
+// Options (environment): as for infra:diff, and
+//
+//	ZOPS_DEPLOY_APPROVE=1   do not ask before IAM/security-group widening (CI)
+func (Infra) Deploy(ctx context.Context) error {
+	return infra.DeployTarget(ctx, os.Stdout)
+}
