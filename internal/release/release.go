@@ -1,0 +1,330 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/awsx"
+	"github.com/shtetl/zmanim-ops/internal/box"
+	"github.com/shtetl/zmanim-ops/internal/config"
+)
+
+// Options of a release, read from the environment by OptionsFromEnv:
+//
+//	ZOPS_ENV          environment: local (the twin, default) or prod
+//	ZOPS_VERSION      version to release (default: git describe --tags --always)
+//	ZOPS_DRY_RUN=1    print the plan, change nothing
+//	ZOPS_ALLOW_DIRTY=1 release a tree with uncommitted changes (its version gets -dirty.<time>)
+//	ZOPS_LOCK_WAIT    queue behind another release for this long (e.g. 10m; default 0: fail at once)
+//	ZOPS_MESSAGE      note recorded with the lock and in the history
+//	ZOPS_SMOKE=0      skip the qemu smoke test (it is on by default)
+type Options struct {
+	Env        *config.Env
+	Root       string // repository root
+	Version    string
+	DryRun     bool
+	AllowDirty bool
+	LockWait   time.Duration
+	Message    string
+	NoSmoke    bool
+	Who        string
+	Out        io.Writer
+}
+
+// OptionsFromEnv reads the options from ZOPS_* variables and the configuration.
+func OptionsFromEnv() (Options, error) {
+	env, err := config.Load()
+	if err != nil {
+		return Options{}, err
+	}
+	o := Options{
+		Env:        env,
+		Root:       config.RepoRoot(),
+		Version:    os.Getenv("ZOPS_VERSION"),
+		DryRun:     truthy(os.Getenv("ZOPS_DRY_RUN")),
+		AllowDirty: truthy(os.Getenv("ZOPS_ALLOW_DIRTY")),
+		Message:    os.Getenv("ZOPS_MESSAGE"),
+		NoSmoke:    os.Getenv("ZOPS_SMOKE") == "0",
+		Who:        DefaultOwner(),
+		Out:        os.Stdout,
+	}
+	if v := os.Getenv("ZOPS_LOCK_WAIT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			if n, nerr := strconv.Atoi(v); nerr == nil {
+				d, err = time.Duration(n)*time.Second, nil
+			}
+		}
+		if err != nil || d < 0 {
+			return o, fmt.Errorf("ZOPS_LOCK_WAIT=%q: write a duration such as 30s or 10m", v)
+		}
+		o.LockWait = d
+	}
+	return o, nil
+}
+
+func truthy(v string) bool {
+	v = strings.ToLower(v)
+	return v == "1" || v == "true" || v == "yes"
+}
+
+// CheckTree refuses a dirty git tree unless allowed: a release must be reproducible from a
+// commit.
+type CheckTree struct {
+	Src   Source
+	Allow bool
+	Dir   string
+}
+
+func (c *CheckTree) String() string { return "check that the git tree is clean" }
+
+// Skip skips when ZOPS_ALLOW_DIRTY=1.
+func (c *CheckTree) Skip(ctx context.Context) (bool, string) {
+	if c.Allow {
+		return true, "ZOPS_ALLOW_DIRTY=1"
+	}
+	return false, ""
+}
+
+// Run fails on uncommitted changes, listing a few.
+func (c *CheckTree) Run(ctx context.Context) error {
+	if !c.Src.Dirty {
+		return nil
+	}
+	cmd := exec.CommandContext(ctx, "git", "status", "--porcelain")
+	cmd.Dir = c.Dir
+	out, _ := cmd.Output()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) > 8 {
+		lines = append(lines[:8], fmt.Sprintf("... and %d more", len(lines)-8))
+	}
+	return fmt.Errorf("%w:\n    %s\ncommit or stash them, or set ZOPS_ALLOW_DIRTY=1 to release them anyway (not reproducible)", ErrDirty, strings.Join(lines, "\n    "))
+}
+
+// movePointer moves releases/current (used by rollback, where no upload happens).
+type movePointer struct {
+	Store   Store
+	Version func() string
+	Who     string
+}
+
+func (m *movePointer) String() string {
+	return fmt.Sprintf("move s3://%s/%s", m.Store.Bucket(), CurrentKey)
+}
+
+func (m *movePointer) Run(ctx context.Context) error {
+	return WritePointer(ctx, m.Store, Pointer{Version: m.Version(), Updated: time.Now().UTC(), By: m.Who})
+}
+
+// Report is what a release did.
+type Report struct {
+	Version  string
+	Manifest *Manifest
+	Outcome  Outcome
+	Summary  Summary
+
+	collect func() // copies the steps' results into the report
+}
+
+// Env wiring: the bucket and the deployer of an environment.
+type wiring struct {
+	store    Store
+	deployer Deployer
+	envFile  string // the twin's API environment (smoke /health), "" in prod
+}
+
+func wire(ctx context.Context, o Options) (*wiring, error) {
+	c, err := awsx.New(ctx, o.Env)
+	if err != nil {
+		if o.Env.IsTwin() {
+			return nil, fmt.Errorf("the local twin is not set up: %w (start it with `go tool mage twin:up`)", err)
+		}
+		return nil, err
+	}
+	w := &wiring{store: &S3Store{Client: c.S3, Name: o.Env.Buckets.Releases}}
+	if o.Env.IsTwin() {
+		agent := TwinAgent(o.Env, w.store, o.Out)
+		w.deployer = &LocalDeployer{Agent: agent, Name: "the twin's box (" + agent.Root + ")"}
+		if p := filepath.Join(agent.Root, "etc", "zmanim", "api.env"); fileExists(p) {
+			w.envFile = p
+		}
+		return w, nil
+	}
+	w.deployer = &SSMDeployer{
+		SSM: c.SSM, EC2: c.EC2, InstanceID: o.Env.Instance.InstanceID, NameTag: "zmanim-" + o.Env.Name + "-box",
+		Bucket: o.Env.Buckets.Releases, Timeout: o.Env.Release.HealthTimeout.D()*2 + 2*time.Minute,
+		Comment: "zops release by " + o.Who, Out: o.Out,
+	}
+	return w, nil
+}
+
+// TwinAgent is the on-box agent of the twin: root <state>/box, the supervisor's control API
+// on the twin's control port, the health gate through the twin's edge.
+func TwinAgent(env *config.Env, st Store, out io.Writer) *Agent {
+	return &Agent{
+		Root:          filepath.Join(env.Twin.StateDir, "box"),
+		Binary:        env.Release.Binary,
+		Arch:          runtime.GOARCH,
+		Store:         st,
+		Supervisor:    &box.Client{Base: env.URL(env.Twin.Ports.Control) + "/_twin/box/", HTTP: &http.Client{Timeout: 2 * time.Minute}},
+		HealthURL:     env.URL(env.Twin.Ports.Edge) + "/health",
+		HealthTimeout: env.Release.HealthTimeout.D(),
+		Keep:          env.Release.Keep,
+		Out:           out,
+	}
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// Release builds, verifies, uploads and deploys a new version (see the package comment).
+func Release(ctx context.Context, o Options) (*Report, error) {
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	src, err := ReadSource(ctx, o.Root, o.Version)
+	if err != nil {
+		return nil, err
+	}
+	w, err := wire(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	p, rep := Plan(o, src, w.store, w.deployer, w.envFile)
+	fmt.Fprintf(o.Out, "release %s (commit %s) to %s (%s)\n", src.Version, src.short(), o.Env.Name, w.deployer.Where())
+	sum, err := p.Run(ctx)
+	rep.Summary = sum
+	rep.collect()
+	if !o.DryRun {
+		printReport(o.Out, rep, err)
+	}
+	return rep, err
+}
+
+// Plan returns the release pipeline (exported for tests and dry runs).
+func Plan(o Options, src Source, st Store, d Deployer, envFile string) (*Pipeline, *Report) {
+	rep := &Report{Version: src.Version}
+	outDir := filepath.Join(o.Root, ".state", "release", "dist", src.Version)
+	targets := []Target{{Name: o.Env.Release.Binary, Package: o.Env.Release.Package, Arch: o.Env.Instance.Arch}}
+	if o.Env.IsTwin() && runtime.GOARCH != o.Env.Instance.Arch {
+		targets = append(targets, Target{Name: o.Env.Release.Binary, Package: o.Env.Release.Package, Arch: runtime.GOARCH})
+	}
+	targets = append(targets, Target{Name: "zops-box", Package: "./cmd/zops-box", Arch: o.Env.Instance.Arch})
+	build := &Build{Src: src, Targets: targets, OutDir: outDir, Out: o.Out}
+	smoke := &Smoke{
+		Binary:  func() (Artifact, bool) { return Find(build.Artifacts, o.Env.Release.Binary, o.Env.Instance.Arch) },
+		Version: src.Version, EnvFile: envFile, Out: o.Out,
+	}
+	if o.NoSmoke {
+		smoke.Emu = "off"
+	}
+	pkg := &Package{Src: src, Artifacts: func() []Artifact { return build.Artifacts }, OutDir: outDir, Who: o.Who, Out: o.Out}
+	lock := &Lock{Store: st, Info: LockInfo{Owner: o.Who, PID: os.Getpid(), Version: src.Version, Message: o.Message},
+		Timeout: o.Env.Release.LockTimeout.D(), Wait: o.LockWait, Out: o.Out}
+	deploy := &Deploy{Deployer: d, Version: func() string { return src.Version }}
+	rec := &Record{Store: st, Entry: Entry{Version: src.Version, Commit: src.Commit, Who: o.Who, Message: o.Message, Kind: "release", Env: o.Env.Name},
+		Outcome: func() Outcome { return deploy.Outcome }}
+	steps := []Step{
+		&CheckTree{Src: src, Allow: o.AllowDirty, Dir: o.Root}, // refuse unreproducible input first
+		build, // linux/arm64 for the box (+ the host arch for the twin), zops-box
+		smoke, // the arm64 binary runs and is the right version
+		pkg,   // sha256, size, manifest
+		lock,  // one release at a time, from here on
+		rec,   // history entry written at the end, whatever happens
+		&Upload{Store: st, Manifest: func() *Manifest { return pkg.Manifest }, Who: o.Who, Out: o.Out}, // immutable, verified, then the pointer
+		deploy, // on the box: verify, install, swap, reload, health gate, rollback
+		&Retention{Store: st, Keep: o.Env.Release.Keep, Protect: func() []string { return []string{src.Version} }, Out: o.Out},
+	}
+	p := &Pipeline{Name: "release " + src.Version, Steps: steps, Out: o.Out, DryRun: o.DryRun}
+	// The report reads the steps' results after the run.
+	rep.collect = func() { rep.Manifest = pkg.Manifest; rep.Outcome = deploy.Outcome }
+	return p, rep
+}
+
+func printReport(w io.Writer, rep *Report, err error) {
+	fmt.Fprintln(w)
+	if err != nil {
+		fmt.Fprintf(w, "release %s FAILED\n", rep.Version)
+	} else {
+		fmt.Fprintf(w, "release %s is serving\n", rep.Version)
+	}
+	if rep.Manifest != nil {
+		for _, a := range rep.Manifest.Artifacts {
+			fmt.Fprintf(w, "  %-10s linux/%-6s sha256 %s\n", a.Name, a.Arch, a.SHA256)
+		}
+	}
+	fmt.Fprint(w, rep.Summary.Table())
+}
+
+// Rollback switches the box back to version, or, when version is "", to the previous
+// successful release in the history. It takes the lock and records the result like a release.
+func Rollback(ctx context.Context, o Options, version string) (*Report, error) {
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	w, err := wire(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if version == "" {
+		h, err := History(ctx, w.store)
+		if err != nil {
+			return nil, err
+		}
+		cur, prev := Serving(h)
+		if prev == "" {
+			return nil, fmt.Errorf("no rollback target: the history of s3://%s has no successful release before %s; name a version: `go tool mage release:rollback VERSION`", w.store.Bucket(), orNone(cur))
+		}
+		version = prev
+	}
+	if err := ValidVersion(version); err != nil {
+		return nil, err
+	}
+	if _, _, err := w.store.Get(ctx, ManifestKey(version)); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s is not in s3://%s (pruned or never released); see `go tool mage release:history`", ErrNoRelease, version, w.store.Bucket())
+		}
+		return nil, err
+	}
+	deploy := &Deploy{Deployer: w.deployer, Version: func() string { return version }}
+	steps := []Step{
+		&Lock{Store: w.store, Info: LockInfo{Owner: o.Who, PID: os.Getpid(), Version: version, Message: o.Message}, Timeout: o.Env.Release.LockTimeout.D(), Wait: o.LockWait, Out: o.Out},
+		&Record{Store: w.store, Entry: Entry{Version: version, Who: o.Who, Message: o.Message, Kind: "rollback", Env: o.Env.Name}, Outcome: func() Outcome { return deploy.Outcome }},
+		deploy,
+		&movePointer{Store: w.store, Version: func() string { return version }, Who: o.Who},
+	}
+	p := &Pipeline{Name: "rollback to " + version, Steps: steps, Out: o.Out, DryRun: o.DryRun}
+	fmt.Fprintf(o.Out, "rollback to %s on %s (%s)\n", version, o.Env.Name, w.deployer.Where())
+	sum, err := p.Run(ctx)
+	rep := &Report{Version: version, Outcome: deploy.Outcome, Summary: sum}
+	if !o.DryRun {
+		fmt.Fprint(o.Out, sum.Table())
+	}
+	return rep, err
+}
+
+// ShowHistory prints the release history of the environment.
+func ShowHistory(ctx context.Context, o Options) error {
+	w, err := wire(ctx, o)
+	if err != nil {
+		return err
+	}
+	if err := w.store.Check(ctx); err != nil {
+		return err
+	}
+	h, err := History(ctx, w.store)
+	if err != nil {
+		return err
+	}
+	PrintHistory(o.Out, h)
+	return nil
+}

@@ -1,0 +1,152 @@
+package release
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// ErrVersionExists means the version was released before; versions are immutable.
+var ErrVersionExists = errors.New("version already released")
+
+// Pointer is the content of releases/current.
+type Pointer struct {
+	Version string    `json:"version"`
+	Commit  string    `json:"commit"`
+	Updated time.Time `json:"updated"`
+	By      string    `json:"by"`
+}
+
+// ReadPointer reads releases/current; a missing pointer is a zero Pointer and no error.
+func ReadPointer(ctx context.Context, st Store) (Pointer, error) {
+	var p Pointer
+	b, _, err := st.Get(ctx, CurrentKey)
+	if errors.Is(err, ErrNotFound) {
+		return p, nil
+	}
+	if err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("parse s3://%s/%s: %w", st.Bucket(), CurrentKey, err)
+	}
+	return p, nil
+}
+
+// WritePointer moves releases/current.
+func WritePointer(ctx context.Context, st Store, p Pointer) error {
+	b, _ := json.Marshal(p)
+	_, err := st.Put(ctx, CurrentKey, b, Cond{})
+	return err
+}
+
+// CheckNew fails with ErrVersionExists when the version's manifest exists.
+func CheckNew(ctx context.Context, st Store, version string) error {
+	_, _, err := st.Get(ctx, ManifestKey(version))
+	switch {
+	case err == nil:
+		return fmt.Errorf("%w: %s is in s3://%s/%s; versions are immutable: commit and release again, or set ZOPS_VERSION to a new version (roll back to an old one with `go tool mage release:rollback %s`)", ErrVersionExists, version, st.Bucket(), ManifestKey(version), version)
+	case errors.Is(err, ErrNotFound):
+		return nil
+	default:
+		return err
+	}
+}
+
+// Upload puts the binaries and then the manifest under releases/<version>/ with
+// If-None-Match: * (never overwriting anything), downloads each object back to verify its
+// sha256, and only then moves the releases/current pointer.
+type Upload struct {
+	Store    Store
+	Manifest func() *Manifest
+	Who      string
+	Out      io.Writer
+
+	Previous Pointer // the pointer before it moved (filled by Run, used to restore it)
+	moved    bool
+}
+
+func (u *Upload) String() string {
+	return fmt.Sprintf("upload to s3://%s/releases/<version>/ (immutable) and move the current pointer", u.Store.Bucket())
+}
+
+// Run uploads and verifies.
+func (u *Upload) Run(ctx context.Context) error {
+	m := u.Manifest()
+	if err := u.Store.Check(ctx); err != nil {
+		return err
+	}
+	if err := CheckNew(ctx, u.Store, m.Version); err != nil {
+		return err
+	}
+	for _, a := range m.Artifacts {
+		body, err := os.ReadFile(a.Path)
+		if err != nil {
+			return err
+		}
+		if _, err := u.Store.Put(ctx, a.Key, body, Cond{IfAbsent: true}); err != nil {
+			if !errors.Is(err, ErrPrecondition) {
+				return err
+			}
+			// Left by an interrupted upload of this version (there is no manifest yet):
+			// acceptable only if it is byte-identical, which the verification below checks.
+		}
+	}
+	for _, a := range m.Artifacts {
+		b, _, err := u.Store.Get(ctx, a.Key)
+		if err != nil {
+			return fmt.Errorf("verify upload: %w", err)
+		}
+		h := sha256.Sum256(b)
+		if got := hex.EncodeToString(h[:]); got != a.SHA256 || int64(len(b)) != a.Size {
+			return fmt.Errorf("verify upload: s3://%s/%s has sha256 %s (%d bytes), want %s (%d bytes); delete the partial upload of %s or release under a new version", u.Store.Bucket(), a.Key, got, len(b), a.SHA256, a.Size, m.Version)
+		}
+	}
+	mb, _ := json.MarshalIndent(m, "", "  ")
+	if _, err := u.Store.Put(ctx, ManifestKey(m.Version), mb, Cond{IfAbsent: true}); err != nil {
+		if errors.Is(err, ErrPrecondition) {
+			return fmt.Errorf("%w: %s was uploaded by someone else meanwhile", ErrVersionExists, m.Version)
+		}
+		return err
+	}
+	if u.Out != nil {
+		fmt.Fprintf(u.Out, "  uploaded and verified %d binaries and the manifest\n", len(m.Artifacts))
+	}
+	prev, err := ReadPointer(ctx, u.Store)
+	if err != nil {
+		return err
+	}
+	u.Previous = prev
+	if err := WritePointer(ctx, u.Store, Pointer{Version: m.Version, Commit: m.Commit, Updated: time.Now().UTC(), By: u.Who}); err != nil {
+		return err
+	}
+	u.moved = true
+	if u.Out != nil {
+		fmt.Fprintf(u.Out, "  s3://%s/%s: %s -> %s\n", u.Store.Bucket(), CurrentKey, orNone(prev.Version), m.Version)
+	}
+	return nil
+}
+
+// Finish puts the pointer back when the release failed after it moved.
+func (u *Upload) Finish(ctx context.Context, runErr error) error {
+	if runErr == nil || !u.moved {
+		return nil
+	}
+	if u.Previous.Version == "" {
+		return u.Store.Delete(ctx, CurrentKey, Cond{})
+	}
+	return WritePointer(ctx, u.Store, u.Previous)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
