@@ -197,8 +197,12 @@ func (m *Mix) Next(iter uint64, r *Request) {
 	r4 := splitmix64(r3)
 	w := r1 % m.total
 	ei := 0
-	for ei < len(m.cum)-1 && w >= m.cum[ei] {
-		ei++
+	if iter >= 1 && iter <= uint64(len(m.eps)) {
+		ei = int(iter - 1) // the first iterations visit every endpoint once, so even a smoke run does
+	} else {
+		for ei < len(m.cum)-1 && w >= m.cum[ei] {
+			ei++
+		}
 	}
 	ep := &m.eps[ei]
 	region := iter % m.nRegions

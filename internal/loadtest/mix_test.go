@@ -118,22 +118,22 @@ func TestScenarioStages(t *testing.T) {
 			t.Errorf("scenario %s missing: %v", name, err)
 		}
 	}
-	st, err := f.Stages("load", 50, 2*time.Minute)
+	st, err := f.Stages("load", Load{50, 10}, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(st) != 2 || st[1].StartRate != 500 || st[1].EndRate != 500 || st[1].Duration != 2*time.Minute || st[0].Duration != 10*time.Second {
 		t.Errorf("load stages = %+v: want 10x of 50 = 500/s, the main stage stretched to 2m", st)
 	}
-	st, _ = f.Stages("ramp", 50, 0)
+	st, _ = f.Stages("ramp", Load{50, 10}, 0)
 	if st[0].StartRate != 0 || st[0].EndRate != 500 {
 		t.Errorf("ramp = %+v", st[0])
 	}
-	if _, err := f.Stages("stress", 50, 0); !errors.Is(err, ErrUnknownScenario) || !strings.Contains(err.Error(), "smoke") {
+	if _, err := f.Stages("stress", Load{50, 10}, 0); !errors.Is(err, ErrUnknownScenario) || !strings.Contains(err.Error(), "smoke") {
 		t.Errorf("err = %v", err)
 	}
 	bad := &ScenarioFile{Scenarios: map[string]ScenarioSpec{"b": {Stages: []StageSpec{{Name: "s", Duration: "soon"}}}}}
-	if _, err := bad.Stages("b", 50, 0); err == nil || !strings.Contains(err.Error(), "exactly one of rate") || !strings.Contains(err.Error(), "duration \"soon\"") {
+	if _, err := bad.Stages("b", Load{50, 10}, 0); err == nil || !strings.Contains(err.Error(), "exactly one of rate") || !strings.Contains(err.Error(), "duration \"soon\"") {
 		t.Errorf("err = %v", err)
 	}
 }

@@ -46,8 +46,17 @@ type StageSpec struct {
 	X        *float64 `json:"x,omitempty"`
 	FromX    *float64 `json:"from_x,omitempty"`
 	ToX      *float64 `json:"to_x,omitempty"`
+	// Target sets the rate to the configured target load: expected load x multiplier
+	// (config load.expected_rps x load.multiplier, 50 x 10 by default).
+	Target bool `json:"target,omitempty"`
 	// Main marks the stage whose duration ZOPS_LOADTEST_DURATION replaces.
 	Main bool `json:"main,omitempty"`
+}
+
+// Load is the expected load and the multiplier the target load is made of.
+type Load struct {
+	ExpectedRPS float64
+	Multiplier  float64
 }
 
 // LoadScenarioFile reads and validates the scenario file.
@@ -64,7 +73,7 @@ func LoadScenarioFile(path string) (*ScenarioFile, error) {
 	}
 	var errs []error
 	for _, name := range f.Names() {
-		stages, err := f.Stages(name, 50, 0)
+		stages, err := f.Stages(name, Load{50, 10}, 0)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -113,7 +122,8 @@ func (f *ScenarioFile) Scenario(name string) (ScenarioSpec, error) {
 
 // Stages resolves a scenario's stages against the expected load (requests per second).
 // A positive duration replaces the main stage's duration.
-func (f *ScenarioFile) Stages(name string, expectedRPS float64, duration time.Duration) ([]Stage, error) {
+func (f *ScenarioFile) Stages(name string, load Load, duration time.Duration) ([]Stage, error) {
+	expectedRPS := load.ExpectedRPS
 	s, err := f.Scenario(name)
 	if err != nil {
 		return nil, err
@@ -139,6 +149,10 @@ func (f *ScenarioFile) Stages(name string, expectedRPS float64, duration time.Du
 			from, to = *st.X*expectedRPS, *st.X*expectedRPS
 			set++
 		}
+		if st.Target {
+			from, to = expectedRPS*load.Multiplier, expectedRPS*load.Multiplier
+			set++
+		}
 		if st.FromX != nil || st.ToX != nil {
 			if st.FromX == nil || st.ToX == nil {
 				errs = append(errs, fmt.Errorf("%s: from_x and to_x go together", where))
@@ -148,7 +162,7 @@ func (f *ScenarioFile) Stages(name string, expectedRPS float64, duration time.Du
 			set++
 		}
 		if set != 1 {
-			errs = append(errs, fmt.Errorf("%s: give exactly one of rate, x, or from_x/to_x", where))
+			errs = append(errs, fmt.Errorf("%s: give exactly one of rate, x, target or from_x/to_x", where))
 		}
 		if from < 0 || to < 0 {
 			errs = append(errs, fmt.Errorf("%s: rates must not be negative", where))
