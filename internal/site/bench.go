@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/shtetl/zmanim-ops/internal/site/nextgen"
+	"github.com/shtetl/zmanim-ops/internal/tools"
 )
 
 // BenchOptions configure the site benchmark.
@@ -54,8 +54,8 @@ func (r *BenchResult) Line() string {
 
 // Bench runs our sync and `aws s3 sync` side by side on the same generated export and the
 // same S3 server, each into its own bucket, for four scenarios: cold upload, a rebuild with
-// identical content (every file rewritten, new mtimes), a rebuild with one changed hashed
-// chunk plus the page referencing it, and no change. Our sync runs in-process (the aws CLI's
+// identical content (every file rewritten, new mtimes), one changed hashed chunk plus the
+// page referencing it (only those files touched, the old chunk removed), and no change. Our sync runs in-process (the aws CLI's
 // own start-up is part of its time) and without CloudFront invalidation, which aws s3 sync
 // does not do either.
 func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
@@ -142,7 +142,7 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	}{
 		{"cold", func() error { return gen(o.Spec) }},
 		{"rebuild", func() error { return gen(o.Spec) }},
-		{"onechange", func() error { return gen(changed) }},
+		{"onechange", func() error { return applyChange(dir, filepath.Join(tmp, "changed"), changed) }},
 		{"nochange", func() error { return nil }},
 	}
 	for _, s := range steps {
@@ -169,6 +169,45 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	return res, nil
 }
 
+// applyChange writes spec into scratch and brings dir to the same content touching only the
+// files that differ (the changed chunk, the page referencing it, the removed old chunk), so
+// that the one-change scenario measures a one-file change for both tools, as the issue did.
+func applyChange(dir, scratch string, spec nextgen.Spec) error {
+	if _, err := nextgen.Write(scratch, spec); err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	err := filepath.WalkDir(scratch, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(scratch, p)
+		want[rel] = true
+		nb, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		ob, err := os.ReadFile(filepath.Join(dir, rel))
+		if err == nil && bytes.Equal(ob, nb) {
+			return nil
+		}
+		return os.WriteFile(filepath.Join(dir, rel), nb, 0o644)
+	})
+	if err != nil {
+		return err
+	}
+	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if !want[rel] {
+			return os.Remove(p)
+		}
+		return nil
+	})
+}
+
 func emptyAndDrop(ctx context.Context, c *s3.Client, bucket string) {
 	st := NewS3Store(c, bucket, 16, nil)
 	if l, err := st.List(ctx); err == nil {
@@ -181,22 +220,17 @@ func emptyAndDrop(ctx context.Context, c *s3.Client, bucket string) {
 	c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(bucket)})
 }
 
-// FindVersitygw returns the versitygw binary: $ZOPS_VERSITYGW, versitygw on PATH, or the
-// warm build in ~/.cache/zmanim-ops/bin.
-func FindVersitygw() (string, error) {
+// FindVersitygw returns the versitygw binary: $ZOPS_VERSITYGW, else the pinned build
+// (tools.Ensure builds it once per version).
+func FindVersitygw(ctx context.Context) (string, error) {
 	if p := os.Getenv("ZOPS_VERSITYGW"); p != "" {
 		return p, nil
 	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p, nil
+	p, err := tools.Ensure(ctx, "versitygw")
+	if err != nil {
+		return "", fmt.Errorf("versitygw for the benchmark: %w (or set ZOPS_VERSITYGW, or point ZOPS_S3_ENDPOINT at a running S3 server)", err)
 	}
-	if home, err := os.UserHomeDir(); err == nil {
-		p := filepath.Join(home, ".cache", "zmanim-ops", "bin", "versitygw-warm")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", errors.New("versitygw not found: set ZOPS_VERSITYGW, or start the twin and set ZOPS_S3_ENDPOINT/ZOPS_S3_ACCESS_KEY/ZOPS_S3_SECRET_KEY")
+	return p, nil
 }
 
 // StartVersitygw starts a throwaway versitygw (posix backend in dataDir) on a free loopback
@@ -204,7 +238,7 @@ func FindVersitygw() (string, error) {
 func StartVersitygw(ctx context.Context, bin, dataDir string) (func(), Endpoint, error) {
 	if bin == "" {
 		var err error
-		if bin, err = FindVersitygw(); err != nil {
+		if bin, err = FindVersitygw(ctx); err != nil {
 			return nil, Endpoint{}, err
 		}
 	}

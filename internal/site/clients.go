@@ -9,24 +9,20 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/config"
 )
-
-// TwinDistributionID is the distribution id the twin's edge answers to (internal/edge).
-const TwinDistributionID = "E2TWINZMANIM01"
 
 // Endpoint overrides the S3 endpoint and credentials (tests, benchmarks, the twin).
 type Endpoint struct {
 	URL, AccessKey, SecretKey, Region string
 }
 
-// NewS3Client returns a path-style S3 client for an S3-compatible endpoint.
-// TODO(awsx): use awsx.New once it lands; this is the one place that builds clients.
+// NewS3Client returns a path-style S3 client for an explicit S3-compatible endpoint (tests
+// and the benchmark; site:sync takes its clients from awsx).
 func NewS3Client(ep Endpoint) *s3.Client {
 	region := ep.Region
 	if region == "" {
@@ -104,14 +100,13 @@ func ReadEnv() (EnvOptions, error) {
 // Target is where a sync goes: the bucket store and the CDN.
 type Target struct {
 	Store       *S3Store
-	Invalidator Invalidator // nil when no distribution is known
+	Invalidator Invalidator
 	Bucket      string
 }
 
-// TargetFor builds the store and invalidator of an environment: on the twin, its S3 server
-// (credentials from ZOPS_S3_ACCESS_KEY/ZOPS_S3_SECRET_KEY or AWS_ACCESS_KEY_ID/...) and its
-// edge's control API; in AWS, the default credential chain and real CloudFront
-// (distribution id from ZOPS_SITE_DISTRIBUTION_ID).
+// TargetFor builds the store and invalidator of an environment from awsx: on the twin its S3
+// server and its edge's CloudFront API, in AWS the default credential chain and real
+// CloudFront. ZOPS_SITE_DISTRIBUTION_ID overrides the distribution awsx knows.
 func TargetFor(ctx context.Context, env *config.Env, eo EnvOptions) (*Target, error) {
 	bucket := env.Buckets.Static
 	if eo.Bucket != "" {
@@ -121,35 +116,19 @@ func TargetFor(ctx context.Context, env *config.Env, eo EnvOptions) (*Target, er
 	if conc == 0 {
 		conc = DefaultConcurrency
 	}
-	if env.IsTwin() {
-		ep := Endpoint{
-			URL:       firstNonEmpty(os.Getenv("ZOPS_S3_ENDPOINT"), env.URL(env.Twin.Ports.S3)),
-			AccessKey: firstNonEmpty(os.Getenv("ZOPS_S3_ACCESS_KEY"), os.Getenv("AWS_ACCESS_KEY_ID")),
-			SecretKey: firstNonEmpty(os.Getenv("ZOPS_S3_SECRET_KEY"), os.Getenv("AWS_SECRET_ACCESS_KEY")),
-			Region:    env.Region,
-		}
-		if ep.AccessKey == "" || ep.SecretKey == "" {
-			return nil, fmt.Errorf("twin S3 credentials missing: set ZOPS_S3_ACCESS_KEY and ZOPS_S3_SECRET_KEY (the twin prints them on start)")
-		}
-		t := &Target{Store: NewS3Store(NewS3Client(ep), bucket, conc, nil), Bucket: bucket}
-		cf := cloudfront.New(cloudfront.Options{
-			Region:       "us-east-1",
-			BaseEndpoint: aws.String(firstNonEmpty(os.Getenv("ZOPS_SITE_CLOUDFRONT_ENDPOINT"), env.URL(env.Twin.Ports.Control))),
-			Credentials:  credentials.NewStaticCredentialsProvider(ep.AccessKey, ep.SecretKey, ""),
-		})
-		t.Invalidator = &CloudFront{Client: cf, Distribution: firstNonEmpty(eo.Distribution, TwinDistributionID), Poll: 100 * time.Millisecond}
-		return t, nil
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(env.Region))
+	c, err := awsx.New(ctx, env)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS credentials: %w", err)
+		return nil, fmt.Errorf("aws clients for %s: %w", env.Name, err)
 	}
-	t := &Target{Store: NewS3Store(s3.NewFromConfig(cfg), bucket, conc, nil), Bucket: bucket}
-	if eo.Distribution == "" {
-		return nil, fmt.Errorf("no CloudFront distribution: set ZOPS_SITE_DISTRIBUTION_ID to the distribution in front of s3://%s (the CDN stack's output DistributionId)", bucket)
+	dist := firstNonEmpty(eo.Distribution, c.DistributionID)
+	if dist == "" {
+		return nil, fmt.Errorf("no CloudFront distribution for %s: set ZOPS_SITE_DISTRIBUTION_ID (or ZOPS_DISTRIBUTION_ID) to the distribution in front of s3://%s, the CDN stack's DistributionId output", env.Name, bucket)
 	}
-	t.Invalidator = &CloudFront{Client: cloudfront.NewFromConfig(cfg), Distribution: eo.Distribution}
-	return t, nil
+	cf := &CloudFront{Client: c.CloudFront, Distribution: dist}
+	if env.IsTwin() {
+		cf.Poll = 100 * time.Millisecond
+	}
+	return &Target{Store: NewS3Store(c.S3, bucket, conc, nil), Invalidator: cf, Bucket: bucket}, nil
 }
 
 func firstNonEmpty(v ...string) string {

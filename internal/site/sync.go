@@ -106,6 +106,9 @@ func (s *Summary) String() string {
 	inv := "none"
 	if len(s.Invalidation) > 0 {
 		inv = fmt.Sprintf("%d (%s)", len(s.Invalidation), strings.Join(s.Invalidation, " "))
+		if s.InvalidationID == "" {
+			inv += " not sent"
+		}
 	}
 	return fmt.Sprintf("site: deploy %s: uploaded %d (%s), skipped %d, stale %d, deleted %d, invalidation paths %s in %s",
 		s.DeployID, s.Uploaded, humanBytes(s.UploadedBytes), s.Skipped, s.Stale, s.Deleted, inv, s.Duration.Round(time.Millisecond))
@@ -142,6 +145,7 @@ func Sync(ctx context.Context, o Options) (*Summary, *Plan, error) {
 		PrintPlan(o.Out, plan, state)
 		return sum, plan, nil
 	}
+	sum.Stale = len(plan.NewlyStale) + len(plan.Waiting)
 	if !plan.Changed() && state == "read" {
 		sum.Duration = time.Since(start)
 		fmt.Fprintln(o.Out, sum)
@@ -192,10 +196,10 @@ func Sync(ctx context.Context, o Options) (*Summary, *Plan, error) {
 	if err := writeManifest(ctx, o.Store, plan.Manifest); err != nil {
 		return sum, plan, err
 	}
-	sum.Stale = len(plan.NewlyStale) + len(plan.Waiting)
 	if len(plan.Invalidation) > 0 {
 		if o.Invalidator == nil {
-			fmt.Fprintf(o.Out, "site: no CloudFront distribution configured: skipped invalidating %d paths\n", len(plan.Invalidation))
+			sum.Invalidation = plan.Invalidation
+			fmt.Fprintf(o.Out, "site: no CloudFront distribution configured: not invalidating %d paths\n", len(plan.Invalidation))
 		} else {
 			id, err := o.Invalidator.Invalidate(ctx, plan.Invalidation, "zops-site-"+plan.DeployID)
 			if err != nil {
