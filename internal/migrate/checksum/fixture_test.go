@@ -38,7 +38,8 @@ CREATE TABLE readings (
 );
 CREATE TABLE codes (code text PRIMARY KEY, label varchar(200));
 CREATE TABLE users (id uuid PRIMARY KEY, email text UNIQUE, created timestamptz);
-CREATE TABLE logs (msg text, n integer);
+CREATE SEQUENCE ticket_seq;
+CREATE TABLE logs (msg text, n integer, ticket bigint DEFAULT nextval('ticket_seq'));
 CREATE TABLE empty_things (id integer PRIMARY KEY, what text);
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE TABLE misc (id integer PRIMARY KEY, m mood, doc json, ok boolean, d date, iv interval, raw bytea,

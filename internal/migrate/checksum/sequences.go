@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -31,18 +32,25 @@ type seqState struct {
 	fix      string
 }
 
-// Sequences owned by a column (serial, identity) and their next value; the column's max is
-// read only for integer columns.
+// Sequences feeding a column: owned by it (serial, identity) or named in its DEFAULT
+// nextval(...); with their next value. The column's max is read only for integer columns.
 const seqQuery = `
-SELECT format('%I.%I', sn.nspname, s.relname), format('%I.%I', tn.nspname, t.relname), a.attname::text,
+WITH links AS (
+  SELECT d.objid AS seq, d.refobjid AS tbl, d.refobjsubid AS col FROM pg_depend d
+  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a','i') AND d.refobjsubid > 0
+  UNION
+  SELECT d.refobjid, ad.adrelid, ad.adnum FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
+  WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
+)
+SELECT format('%I.%I', sn.nspname, s.relname), format('%I.%I', tn.nspname, t.relname), quote_ident(a.attname),
   ps.start_value, ps.increment_by, ps.last_value,
   format_type(a.atttypid, NULL) IN ('smallint','integer','bigint')
-FROM pg_class s JOIN pg_namespace sn ON sn.oid = s.relnamespace
+FROM links l
+JOIN pg_class s ON s.oid = l.seq AND s.relkind = 'S' JOIN pg_namespace sn ON sn.oid = s.relnamespace
 JOIN pg_sequences ps ON ps.schemaname = sn.nspname AND ps.sequencename = s.relname
-JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a','i')
-JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
-JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
-WHERE s.relkind = 'S'`
+JOIN pg_class t ON t.oid = l.tbl JOIN pg_namespace tn ON tn.oid = t.relnamespace
+JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = l.col AND NOT a.attisdropped
+WHERE t.relkind IN ('r','p')`
 
 func loadSequences(ctx context.Context, s *side) (map[string]*seqState, error) {
 	out := map[string]*seqState{}
@@ -65,8 +73,8 @@ func loadSequences(ctx context.Context, s *side) (map[string]*seqState, error) {
 				rows.Close()
 				return fmt.Errorf("list sequences: %w", err)
 			}
-			st := &seqState{column: it.table + "." + pgx.Identifier{it.col}.Sanitize(), inc: inc, hasValue: true,
-				fix: fmt.Sprintf("SELECT setval('%s', max(%s)) FROM %s", it.seq, pgx.Identifier{it.col}.Sanitize(), it.table)}
+			st := &seqState{column: it.table + "." + it.col, inc: inc, hasValue: true,
+				fix: fmt.Sprintf("SELECT setval('%s', max(%s)) FROM %s", it.seq, it.col, it.table)}
 			if last == nil {
 				st.next = start // never called (or not readable): nextval returns start
 			} else {
@@ -74,7 +82,7 @@ func loadSequences(ctx context.Context, s *side) (map[string]*seqState, error) {
 			}
 			it.st = st
 			items = append(items, it)
-			out[it.seq] = st
+			out[it.seq+" "+st.column] = st
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("list sequences: %w", err)
@@ -83,9 +91,9 @@ func loadSequences(ctx context.Context, s *side) (map[string]*seqState, error) {
 			if !it.isInt {
 				continue
 			}
-			q := fmt.Sprintf("SELECT max(%s)::bigint FROM %s", pgx.Identifier{it.col}.Sanitize(), it.table)
+			q := fmt.Sprintf("SELECT max(%s)::bigint FROM %s", it.col, it.table)
 			if it.st.inc < 0 {
-				q = fmt.Sprintf("SELECT min(%s)::bigint FROM %s", pgx.Identifier{it.col}.Sanitize(), it.table)
+				q = fmt.Sprintf("SELECT min(%s)::bigint FROM %s", it.col, it.table)
 			}
 			if err := c.QueryRow(ctx, q).Scan(&it.st.colMax); err != nil {
 				return fmt.Errorf("read max of %s: %w", it.st.column, err)
@@ -109,9 +117,10 @@ func checkSequences(ctx context.Context, src, tgt *side) ([]SequenceDiff, error)
 		return nil, err
 	}
 	var out []SequenceDiff
-	for name, t := range seqs[1] {
+	for key, t := range seqs[1] {
+		name, _, _ := strings.Cut(key, " ")
 		d := SequenceDiff{Sequence: name, Column: t.column, TargetNext: ptr(t.next), TargetMax: t.colMax}
-		if s := seqs[0][name]; s != nil {
+		if s := seqs[0][key]; s != nil {
 			d.SourceNext = ptr(s.next)
 		}
 		switch {

@@ -151,6 +151,13 @@ func TestVerifyFaultInjection(t *testing.T) {
 				}
 				return nil
 			}}},
+		{"standalone sequence behind its DEFAULT column", `SELECT setval('ticket_seq', 3)`,
+			[]func(Report) error{func(r Report) error {
+				if len(r.Sequences) != 1 || r.Sequences[0].Sequence != "public.ticket_seq" || r.Sequences[0].Column != "public.logs.ticket" {
+					return fmt.Errorf("want ticket_seq behind logs.ticket, got %v", r.Sequences)
+				}
+				return nil
+			}}},
 		{"index missing", `DROP INDEX cities_name_idx`, []func(Report) error{hasSchemaDiff(KindIndex, "cities_name_idx", ChangeMissing)}},
 		{"constraint missing", `ALTER TABLE cities DROP CONSTRAINT cities_population_check`,
 			[]func(Report) error{hasSchemaDiff(KindConstraint, "cities_population_check", ChangeMissing)}},
