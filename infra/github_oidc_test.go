@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -32,5 +33,14 @@ func TestStory7_1_4_and_7_1_5_GithubOidcRole(t *testing.T) {
 	}
 	if strings.Contains(wf, "aws-secret-access-key") || strings.Contains(wf, "AWS_SECRET_ACCESS_KEY") {
 		t.Errorf("infra.yml uses a long-lived key")
+	}
+}
+
+// The workflow passes actionlint (pinned as a tool in infra/go.mod; it also runs shellcheck on
+// run: blocks when shellcheck is installed).
+func TestWorkflowActionlint(t *testing.T) {
+	out, err := exec.Command("go", "tool", "actionlint", "-color=false", "../.github/workflows/infra.yml").CombinedOutput()
+	if err != nil {
+		t.Errorf("actionlint: %v\n%s", err, out)
 	}
 }

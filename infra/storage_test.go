@@ -67,7 +67,10 @@ func TestStory7_5_2_BucketPolicies(t *testing.T) {
 			switch {
 			case m["Effect"] == "Deny" && strings.Contains(c, `"aws:SecureTransport":"false"`):
 				tlsDeny = true
-			case m["Effect"] == "Allow" && strings.Contains(c, "aws:SourceVpce") && strings.Contains(c, "VPCEndpoint") || strings.Contains(c, "S3"):
+			case m["Effect"] == "Allow" && strings.Contains(c, "aws:SourceVpce"):
+				if !strings.Contains(c, "zmanim-prod-network") || !strings.Contains(js(m["Principal"]), "BoxRole") {
+					t.Errorf("%s: endpoint statement %s", name, js(m))
+				}
 				viaEndpoint = true
 			case m["Effect"] == "Allow" && strings.Contains(js(m["Principal"]), "cloudfront.amazonaws.com"):
 				cloudfront = true
