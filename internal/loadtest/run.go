@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -31,7 +32,11 @@ type Options struct {
 	Label      string // release version or tag, part of the report directory name
 	ReportDir  string // default reports/loadtest under the repository root
 	MaxWorkers int    // bound on requests in flight (default 1000)
-	Out        io.Writer
+	// NoTwinHooks leaves the twin edge's latency hooks alone (no region latency).
+	NoTwinHooks bool
+	// RunnerProfile is the IAM instance profile of the prod runners.
+	RunnerProfile string
+	Out           io.Writer
 }
 
 // FromEnv reads options from the environment.
@@ -41,7 +46,8 @@ func FromEnv() (Options, error) {
 		Target: os.Getenv("ZOPS_LOADTEST_TARGET"), Token: os.Getenv("ZOPS_LOADTEST_TOKEN"),
 		MintURL: os.Getenv("ZOPS_LOADTEST_MINT_URL"), Thresholds: os.Getenv("ZOPS_LOADTEST_THRESHOLDS"),
 		Label: os.Getenv("ZOPS_LOADTEST_LABEL"), ReportDir: os.Getenv("ZOPS_LOADTEST_REPORT_DIR"),
-		HotRatio: -1, Out: os.Stdout,
+		HotRatio: -1, Out: os.Stdout, NoTwinHooks: os.Getenv("ZOPS_LOADTEST_TWIN_HOOKS") == "0",
+		RunnerProfile: envOr("ZOPS_LOADTEST_RUNNER_PROFILE", "zmanim-loadtest-runner"),
 	}
 	var errs []error
 	if v := os.Getenv("ZOPS_LOADTEST_DURATION"); v != "" {
@@ -135,6 +141,15 @@ func Execute(ctx context.Context, env *config.Env, o Options) (*Report, error) {
 			return nil, err
 		}
 	}
+	if token == "" && env.IsTwin() && o.Target == "" {
+		// The twin's Clerk stand-in mints user tokens; without it, private calls are left out.
+		mint := env.URL(env.Twin.Ports.JWT) + "/mint?kind=user&sub=loadtest"
+		if t, err := MintToken(ctx, mint); err == nil {
+			token = t
+		} else {
+			fmt.Fprintf(o.Out, "loadtest: no token for private calls: %v\n", err)
+		}
+	}
 	var names []string
 	for _, r := range regions {
 		names = append(names, r.Name)
@@ -168,13 +183,31 @@ func Execute(ctx context.Context, env *config.Env, o Options) (*Report, error) {
 	}
 
 	var res *Result
-	if env.IsTwin() || o.Target != "" {
+	switch {
+	case env.IsTwin() && o.Target == "" && !o.NoTwinHooks:
+		if err := CheckReachable(ctx, target); err != nil {
+			return nil, err
+		}
+		restore, err := EnableTwinLatency(ctx, env.URL(env.Twin.Ports.Control), regions)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(o.Out, "loadtest: twin edge latency hooks on (%s)\n", DefaultRegionsFile)
 		res, err = Run(ctx, plan)
-	} else {
-		err = fmt.Errorf("loadtest against %s: production runs need regional runners (internal/loadtest/remote.go); set ZOPS_LOADTEST_TARGET to load-test it from this machine instead", env.Name)
-	}
-	if err != nil {
-		return nil, err
+		if rerr := restore(); rerr != nil {
+			fmt.Fprintf(o.Out, "loadtest: could not restore the twin's latency hooks: %v\n", rerr)
+		}
+		if err != nil {
+			return nil, err
+		}
+	case env.IsTwin() || o.Target != "":
+		if res, err = Run(ctx, plan); err != nil {
+			return nil, err
+		}
+	default:
+		if res, err = runProd(ctx, env, o, sf, stages, target, regions, hot, window); err != nil {
+			return nil, err
+		}
 	}
 
 	report := &Report{Scenario: o.Scenario, Label: o.Label, Result: res, Outcomes: Evaluate(res, ts, sc.Evaluate...),
@@ -200,6 +233,56 @@ func Execute(ctx context.Context, env *config.Env, o Options) (*Report, error) {
 		return report, fmt.Errorf("loadtest %s: %w: see %s", o.Scenario, ErrThresholds, filepath.Join(dir, "report.md"))
 	}
 	return report, nil
+}
+
+// runProd starts one runner per region (see remote.go), aligned on a common start.
+func runProd(ctx context.Context, env *config.Env, o Options, sf *ScenarioFile, stages []Stage, target string, regions []RegionProfile, hot float64, window time.Duration) (*Result, error) {
+	fmt.Fprintf(o.Out, "loadtest: building the linux/arm64 runner\n")
+	bin, err := BuildRunner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	clients, err := NewAWSClients(ctx, env.Region, env.Buckets.Releases, "")
+	if err != nil {
+		return nil, err
+	}
+	rem := &Remote{Fleet: clients, Commander: clients, Store: clients, HomeRegion: env.Region, Log: o.Out,
+		Instance: RunnerInstance{InstanceProfile: o.RunnerProfile}}
+	start := time.Now().Add(5 * time.Minute).UTC() // time for every runner to boot and register with SSM
+	var specs []RunSpec
+	for _, r := range regions {
+		specs = append(specs, RunSpec{Scenario: o.Scenario, Target: target, Region: r.Name, Stages: splitStages(stages, len(regions)),
+			Mix: sf.Mix, HotRatio: hot, TokenParameter: env.SSM("loadtest-token"), Window: window, MaxWorkers: o.MaxWorkers, StartAt: start})
+	}
+	return rem.RunRemote(ctx, start.Format("20060102T150405Z")+"-"+o.Scenario, bin, specs)
+}
+
+// splitStages divides the rates among n runners, so that together they send the planned load.
+func splitStages(st []Stage, n int) []Stage {
+	out := make([]Stage, len(st))
+	for i, s := range st {
+		s.StartRate /= float64(n)
+		s.EndRate /= float64(n)
+		out[i] = s
+	}
+	return out
+}
+
+// BuildRunner cross-compiles cmd/zops-loadgen for the linux/arm64 runners.
+func BuildRunner(ctx context.Context) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "zops-loadgen-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "zops-loadgen")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "./internal/loadtest/cmd/zops-loadgen")
+	cmd.Dir = config.RepoRoot()
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build runner: %w: %s", err, b)
+	}
+	return os.ReadFile(out)
 }
 
 func loadRepoFile[T any](rel string, load func(string) (T, error)) (T, error) {
