@@ -1,6 +1,8 @@
 package checksum
 
 import (
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 )
@@ -79,5 +81,43 @@ func TestDiffCatalogs(t *testing.T) {
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("diff:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestReportOutput(t *testing.T) {
+	t.Parallel()
+	r := Report{Source: "postgres://u@a/db", Target: "postgres://u@b/db",
+		Schema: []SchemaDiff{{Kind: KindConstraint, Object: "public.c pop", Change: ChangeMissing, Source: "CHECK ((population >= 0))"}},
+		Tables: []*TableReport{
+			{Table: "public.c", Method: MethodRanges, KeyColumns: []string{"id"}, SourceRows: 3, TargetRows: 2, Ranges: 1, MismatchedRanges: 1,
+				MissingCount: 1, Missing: []RowDiff{{Key: []string{"2"}}}},
+			{Table: "public.d", Method: MethodRanges, SourceRows: 5, TargetRows: 5, Ranges: 1},
+		}}
+	var b strings.Builder
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"- constraint public.c pop missing in target (source: CHECK ((population >= 0)))",
+		"table public.c: DIFFERENT: source 3 rows, target 2 rows; missing 1, extra 0, changed 0 (1 of 1 ranges differ)",
+		"  missing in target: id=2",
+		"table public.d: identical, 5 rows",
+		"verify: DIFFERENT: 1 schema differences, 0 sequence problems, 1 of 2 tables differ, 8 source rows",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+	path := t.TempDir() + "/r.json"
+	if err := r.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	var back Report
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), "population >= 0") || back.Tables[0].MissingCount != 1 || back.Identical {
+		t.Fatalf("JSON report: %s", raw)
 	}
 }
