@@ -20,15 +20,16 @@ import (
 // Options not (yet) in internal/config, read from ZOPS_* variables with these defaults. They
 // are documented on the mage targets.
 const (
-	EnvPGURL     = "ZOPS_BACKUP_PG_URL"     // live database (default: twin zmanim DB / prod local socket)
-	EnvRedis     = "ZOPS_BACKUP_REDIS_ADDR" // Redis host:port ("" in the env var disables: set to "none")
-	EnvHost      = "ZOPS_BACKUP_HOST"       // restic --host (default zmanim-<env>)
-	EnvWALDir    = "ZOPS_BACKUP_WAL_DIR"    // WAL archive (twin <state>/pg/wal-archive, prod /data/wal-archive)
-	EnvScratch   = "ZOPS_BACKUP_SCRATCH"    // scratch space (twin <state>/backup, prod /data/zops-scratch)
-	EnvRetryLock = "ZOPS_BACKUP_RETRY_LOCK" // wait for another host's restic lock (default 30m)
-	EnvTimeout   = "ZOPS_BACKUP_TIMEOUT"    // whole-job deadline (default 2h)
-	EnvRestic    = "ZOPS_RESTIC"            // restic binary (default: the pinned build)
-	EnvRepo      = "ZOPS_BACKUP_REPOSITORY" // full restic repository URL override
+	EnvPGURL     = "ZOPS_BACKUP_PG_URL"      // live database (default: twin zmanim DB / prod local socket)
+	EnvRedis     = "ZOPS_BACKUP_REDIS_ADDR"  // Redis host:port ("" in the env var disables: set to "none")
+	EnvHost      = "ZOPS_BACKUP_HOST"        // restic --host (default zmanim-<env>)
+	EnvWALDir    = "ZOPS_BACKUP_WAL_DIR"     // WAL archive (twin <state>/pg/wal-archive, prod /data/wal-archive)
+	EnvScratch   = "ZOPS_BACKUP_SCRATCH"     // scratch space (twin <state>/backup, prod /data/zops-scratch)
+	EnvRetryLock = "ZOPS_BACKUP_RETRY_LOCK"  // wait for another host's restic lock (default 30m)
+	EnvTimeout   = "ZOPS_BACKUP_TIMEOUT"     // whole-job deadline (default 2h)
+	EnvRestic    = "ZOPS_RESTIC"             // restic binary (default: the pinned build)
+	EnvRepo      = "ZOPS_BACKUP_REPOSITORY"  // full restic repository URL override
+	EnvCompress  = "ZOPS_BACKUP_PG_COMPRESS" // pg_dump --compress (default 0: restic compresses)
 )
 
 // Timeout is the job deadline from ZOPS_BACKUP_TIMEOUT (default 2h).
@@ -124,6 +125,11 @@ func FromConfig(ctx context.Context, env *config.Env, log io.Writer) (*Job, erro
 	j.RedisAddr = envOr(EnvRedis, redis)
 	if j.RedisAddr == "none" {
 		j.RedisAddr = ""
+	}
+	if v := os.Getenv(EnvCompress); v != "" {
+		if j.DumpCompress, err = strconv.Atoi(v); err != nil || j.DumpCompress < -1 || j.DumpCompress > 9 {
+			return nil, fmt.Errorf("backup: %s=%q: want -1 (pg_dump default) or 0..9", EnvCompress, v)
+		}
 	}
 	j.WALArchiveDir = envOr(EnvWALDir, j.WALArchiveDir)
 	j.ScratchDir = envOr(EnvScratch, j.ScratchDir)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +81,41 @@ func TestVerifyUnits(t *testing.T) {
 		t.Fatal("systemd-analyze accepted OnCalendar=every day at three")
 	} else {
 		t.Log(err)
+	}
+}
+
+func TestParseTarget(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Time
+		err  bool
+	}{
+		{"2026-11-27T10:15:00Z", time.Date(2026, 11, 27, 10, 15, 0, 0, time.UTC), false},
+		{"2026-11-27T12:15:00+02:00", time.Date(2026, 11, 27, 10, 15, 0, 0, time.UTC), false},
+		{"2026-11-27 10:15:00", time.Date(2026, 11, 27, 10, 15, 0, 0, time.UTC), false},
+		{"15m", now.Add(-15 * time.Minute), false},
+		{"-2h", now.Add(-2 * time.Hour), false},
+		{"yesterday", time.Time{}, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseTarget(tt.in, now)
+		if (err != nil) != tt.err || (!tt.err && !got.Equal(tt.want)) {
+			t.Errorf("ParseTarget(%q) = %v, %v; want %v (err %v)", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestSubsetForDay(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for d := 0; d < 7; d++ {
+		seen[SubsetForDay(time.Date(2026, 11, 22+d, 5, 0, 0, 0, time.UTC))] = true // Sun..Sat
+	}
+	for n := 1; n <= 7; n++ {
+		if !seen[strconv.Itoa(n)+"/7"] {
+			t.Errorf("a week never reads subset %d/7: %v", n, seen)
+		}
 	}
 }
