@@ -83,6 +83,8 @@ func Dump(ctx context.Context, o DumpOptions) (Manifest, error) {
 		OnWarning:  func(l string) { fmt.Fprintf(o.Out, "dump: %s\n", l) },
 	})
 	if err != nil {
+		// The directory did not exist before: a partial dump must not pass for a whole one.
+		_ = os.RemoveAll(o.Dir)
 		return m, err
 	}
 	m = Manifest{Created: time.Now().UTC(), Source: src.Redacted(), ServerVersion: si.Version, ServerNum: si.VersionNum,

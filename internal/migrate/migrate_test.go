@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -129,5 +130,26 @@ func TestResolveURLs(t *testing.T) {
 	}
 	if _, _, err := ResolveURLs(nil, true, true); !errors.Is(err, ErrMissingURL) || !strings.Contains(err.Error(), EnvTargetURL) {
 		t.Fatalf("missing target: %v", err)
+	}
+}
+
+func TestDumpFailureLeavesNoPartialDump(t *testing.T) {
+	srv := pgtest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	src := srv.NewDB(t, "src", "")
+	pgtest.ExecURL(t, src, `CREATE TABLE secret (id int PRIMARY KEY); INSERT INTO secret VALUES (1)`)
+	srv.Exec(t, `DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'zops_noread') THEN CREATE ROLE zops_noread LOGIN; END IF; END$$`)
+	noread := pgtool.MustParse(src)
+	noread.User, noread.Password = "zops_noread", ""
+	dir := filepath.Join(t.TempDir(), "dump")
+	var out bytes.Buffer
+	_, err := Dump(ctx, DumpOptions{SourceURL: noread.URL(), Dir: dir, Out: &out})
+	var exitErr *pgtool.ExitError
+	if !errors.As(err, &exitErr) || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("Dump without read rights: err %v, want pg_dump's permission error", err)
+	}
+	if _, statErr := os.Stat(dir); !os.IsNotExist(statErr) {
+		t.Fatalf("partial dump directory left behind: %v", statErr)
 	}
 }

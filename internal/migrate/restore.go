@@ -84,7 +84,7 @@ func Restore(ctx context.Context, o RestoreOptions) error {
 		OnWarning:  func(l string) { fmt.Fprintf(o.Out, "restore: %s\n", l) },
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("%w\nthe target now holds a partial restore: drop and recreate it (dropdb/createdb) before trying again", err)
 	}
 	if !o.NoAnalyze {
 		fmt.Fprintf(o.Out, "restore: ANALYZE\n")
