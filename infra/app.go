@@ -361,5 +361,9 @@ func PriceAssembly(root string, cfg *config.Env, dir, pricesFile string) (*cost.
 	if err != nil {
 		return nil, err
 	}
-	return cost.Price(ts, prices, cost.DefaultUsage(cfg), cfg.Budget.MonthlyUSD)
+	est, err := cost.Price(ts, prices, cost.DefaultUsage(cfg), cfg.Budget.MonthlyUSD)
+	if err != nil {
+		return nil, err
+	}
+	return est, est.AddSensitivity(ts, 5, 20)
 }

@@ -157,6 +157,28 @@ type Estimate struct {
 	Budget float64
 	Prices *Prices
 	Usage  Usage
+	// Sensitivity holds totals at other traffic levels (multiples of the baseline), for the
+	// breakdown; set by the caller with AddSensitivity.
+	Sensitivity []Point
+}
+
+// Point is a total at a multiple of the baseline traffic.
+type Point struct {
+	Factor, USD float64
+}
+
+// AddSensitivity prices ts again at each multiple of the baseline traffic.
+func (e *Estimate) AddSensitivity(ts []Template, factors ...float64) error {
+	for _, f := range factors {
+		u := e.Usage
+		u.AverageShare *= f
+		o, err := Price(ts, e.Prices, u, e.Budget)
+		if err != nil {
+			return err
+		}
+		e.Sensitivity = append(e.Sensitivity, Point{Factor: f, USD: o.Total})
+	}
+	return nil
 }
 
 // ErrOverBudget is returned (wrapped) when the estimate exceeds the budget.
@@ -198,6 +220,9 @@ func (e *Estimate) Write(w io.Writer) {
 		parts = append(parts, fmt.Sprintf("%s=%.2f", g, groups[g]))
 	}
 	fmt.Fprintf(w, "cost: by group %s\n", strings.Join(parts, " "))
+	for _, p := range e.Sensitivity {
+		fmt.Fprintf(w, "cost: at %gx baseline traffic (%.2f req/s) monthly_usd=%.2f\n", p.Factor, e.Usage.AverageRPS()*p.Factor, p.USD)
+	}
 	fmt.Fprintf(w, "cost: monthly_usd=%.2f budget_usd=%g\n", e.Total, e.Budget)
 }
 
