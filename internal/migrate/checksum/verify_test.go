@@ -187,10 +187,17 @@ func TestVerifyFaultInjection(t *testing.T) {
 				return nil
 			}}},
 	}
-	for _, tt := range tests {
+	// Clone every target first: CREATE DATABASE ... TEMPLATE needs the source to be idle, so
+	// the verifications (which connect to it) can then run in parallel.
+	targets := make([]string, len(tests))
+	for i, tt := range tests {
+		targets[i] = srv.NewDB(t, "tgt", src)
+		pgtest.ExecURL(t, targets[i], tt.mutate)
+	}
+	for i, tt := range tests {
+		tgt := targets[i]
 		t.Run(tt.name, func(t *testing.T) {
-			tgt := srv.NewDB(t, "tgt", src)
-			pgtest.ExecURL(t, tgt, tt.mutate)
+			t.Parallel()
 			rep := verify(t, src, tgt, testOpts)
 			if rep.Identical {
 				t.Fatalf("verify reports identical after %q:\n%s", tt.mutate, text(rep))
@@ -211,6 +218,7 @@ func TestVerifyIdentical(t *testing.T) {
 	srv := pgtest.Require(t)
 	for _, seed := range []int{1, 42, 97} {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			t.Parallel()
 			src := newFixture(t, srv, seed, 2000)
 			tgt := srv.NewDB(t, "tgt", src)
 			pgtest.ExecURL(t, tgt, `
