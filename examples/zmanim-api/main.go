@@ -155,6 +155,14 @@ func serve(ctx context.Context) error {
 	// connections that arrive meanwhile wait for the next instance instead of failing.
 	notify("STOPPING=1")
 	slog.Info("draining")
+	// Stop accepting first: the socket stays open in systemd (or the supervisor), so new
+	// connections queue for the next process. Connections this process already accepted are
+	// answered with Connection: close during a short lame-duck period. Shutdown alone would
+	// drop a just-accepted connection whose request it had not read yet (net/http returns
+	// without a response once shutting down), which fails requests during a release.
+	_ = ln.Close()
+	srv.SetKeepAlivesEnabled(false)
+	time.Sleep(500 * time.Millisecond)
 	sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

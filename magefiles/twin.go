@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/twin"
+)
+
+// Twin manages the local twin of production on loopback (S3, SSM/SES, PostgreSQL + PostGIS,
+// Redis, the box running the API, the API Gateway and CloudFront emulation).
+type Twin mg.Namespace
+
+func loadTwin() (*twin.Twin, error) {
+	env, err := config.Load()
+	if err != nil {
+		return nil, err
+	}
+	return twin.New(env, os.Stdout)
+}
+
+// Up brings the local twin up (idempotent; a no-op in seconds when it already runs).
+//
+// The first run installs missing Debian packages (as root on Debian), builds the pinned
+// versitygw and kumo once into the cache, fetches the GeoNames cities and seeds ~171k of them.
+// Options: ZOPS_ENV (default local), ZOPS_CONFIG (config file), ZOPS_STATE_DIR,
+// ZOPS_CACHE_DIR (tool build cache), ZOPS_TWIN_API_ENV (extra KEY=VALUE,... for the API's
+// environment file, e.g. test hooks).
+func (Twin) Up(ctx context.Context) error {
+	t, err := loadTwin()
+	if err != nil {
+		return err
+	}
+	return t.Up(ctx)
+}
+
+// Status reports every component's URL, port, version and health; exits non-zero if one is down.
+//
+// Options: ZOPS_JSON=1 prints JSON.
+func (Twin) Status(ctx context.Context) error {
+	t, err := loadTwin()
+	if err != nil {
+		return err
+	}
+	hs := t.Status(ctx)
+	if err := twin.PrintStatus(os.Stdout, hs, os.Getenv("ZOPS_JSON") == "1"); err != nil {
+		return err
+	}
+	if !twin.Healthy(hs) {
+		return fmt.Errorf("%w: run `go tool mage twin:up`", twin.ErrUnhealthy)
+	}
+	return nil
+}
+
+// Down stops every component of the twin; its data stays in the state directory.
+func (Twin) Down(ctx context.Context) error {
+	t, err := loadTwin()
+	if err != nil {
+		return err
+	}
+	return t.Down(ctx)
+}
+
+// Reset stops the twin and deletes its state directory: databases, buckets, secrets, logs.
+func (Twin) Reset(ctx context.Context) error {
+	t, err := loadTwin()
+	if err != nil {
+		return err
+	}
+	return t.Reset(ctx)
+}
+
+// Token mints a test JWT from the twin's Clerk stand-in: kind is user, admin or expired.
+//
+// Options: ZOPS_TOKEN_SUB sets the subject (default user_<kind>).
+func (Twin) Token(ctx context.Context, kind string) error {
+	env, err := config.Load()
+	if err != nil {
+		return err
+	}
+	u := env.URL(env.Twin.Ports.JWT) + "/mint?kind=" + kind + "&sub=" + os.Getenv("ZOPS_TOKEN_SUB")
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("mint token: %w (is the twin up? `go tool mage twin:up`)", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("mint token: %s", strings.TrimSpace(string(b)))
+	}
+	fmt.Print(string(b))
+	return nil
+}
