@@ -8,6 +8,7 @@ import (
 
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/migrate"
+	"github.com/shtetl/zmanim-ops/internal/twin"
 )
 
 // Verify times migrate:verify against the naive COPY|sha256 baseline and a data-diff-style md5 segment checksum on two 1M-row cities databases.
@@ -21,8 +22,9 @@ import (
 // Goals: ours <= 1.2x naive, md5seg >= 1.5x ours, onechange <= 1.3x ours.
 //
 // The databases live on the PostgreSQL + PostGIS server given by (first set wins)
-// ZOPS_BENCH_PG_URL, ZOPS_TEST_PG_URL (superuser URLs), or the twin's PostgreSQL from the
-// configuration (user postgres on the twin's port). They are dropped afterwards.
+// ZOPS_BENCH_PG_URL, ZOPS_TEST_PG_URL (superuser URLs), or the running twin's PostgreSQL
+// (`go tool mage twin:up`; superuser postgres with the twin's generated password). They are
+// dropped afterwards.
 //
 // Options (environment):
 //
@@ -47,11 +49,15 @@ func (Bench) Verify(ctx context.Context) error {
 	return nil
 }
 
-// benchVerifyTwinPGURL is the twin's PostgreSQL as the configuration describes it, or "".
+// benchVerifyTwinPGURL is the superuser URL of the running twin's PostgreSQL, or "".
 func benchVerifyTwinPGURL() string {
 	env, err := config.Load()
 	if err != nil || !env.IsTwin() {
 		return ""
 	}
-	return fmt.Sprintf("postgres://postgres@%s:%d/postgres?sslmode=disable", env.Twin.Host, env.Twin.Ports.Postgres)
+	tw, err := twin.New(env, nil)
+	if err != nil || tw.Secrets().PGPassword == "" {
+		return ""
+	}
+	return tw.PGURL("postgres")
 }

@@ -218,7 +218,7 @@ func execOn(ctx context.Context, url, sql string, args ...any) error {
 func buildBenchDBs(ctx context.Context, super pgtool.Conn, rows int) error {
 	c, err := pgx.Connect(ctx, super.URL())
 	if err != nil {
-		return fmt.Errorf("connect to bench server %s: %w", super.Redacted(), err)
+		return fmt.Errorf("connect to bench server %s: %w (start the twin with `go tool mage twin:up`, or set ZOPS_BENCH_PG_URL to a PostgreSQL + PostGIS superuser URL)", super.Redacted(), err)
 	}
 	defer c.Close(ctx)
 	for _, q := range []string{
