@@ -118,14 +118,31 @@ func (s *Summary) String() string {
 func Sync(ctx context.Context, o Options) (*Summary, *Plan, error) {
 	o.defaults()
 	start := time.Now()
+	// The bucket listing is the slowest read (the S3 server walks its tree); it runs while
+	// the export is hashed.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type remote struct {
+		listed map[string]Listed
+		m      *Manifest
+		state  string
+		err    error
+	}
+	rc := make(chan remote, 1)
+	go func() {
+		var r remote
+		r.listed, r.m, r.state, r.err = readRemote(rctx, o.Store, o.Concurrency)
+		rc <- r
+	}()
 	files, err := Scan(ctx, o.Dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	listed, m, state, err := readRemote(ctx, o.Store, o.Concurrency)
-	if err != nil {
-		return nil, nil, err
+	r := <-rc
+	if r.err != nil {
+		return nil, nil, r.err
 	}
+	listed, m, state := r.listed, r.m, r.state
 	plan, err := MakePlan(PlanInput{
 		Local: files, Listed: listed, Manifest: m, Rules: o.Rules, Now: o.Now(),
 		Grace: o.Grace, MaxDeleteShare: o.MaxDeleteShare, PathBudget: o.PathBudget,
