@@ -340,7 +340,9 @@ func (s *Supervisor) spawn(ctx context.Context) (*child, error) {
 		return nil, err
 	}
 	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	s.restoreNonblock()
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	c := &child{cmd: cmd, done: make(chan struct{}), proc: Process{PID: cmd.Process.Pid, Version: version, Binary: bin, Started: time.Now()}}
@@ -405,6 +407,20 @@ func (s *Supervisor) spawn(ctx context.Context) (*child, error) {
 		c.stop(time.Second)
 		return nil, ctx.Err()
 	}
+}
+
+// restoreNonblock sets O_NONBLOCK again on the API socket. os/exec hands ExtraFiles to the
+// child through (*os.File).Fd, which clears O_NONBLOCK on the socket's open file description
+// — shared by every process holding the socket. A new API process sets it again when it
+// takes the socket (net.FileListener), but one that exits before that (a failed release)
+// leaves it blocking: the running process's accept loop then sits in a blocking accept4,
+// never sees its listener closed, and cannot be stopped short of SIGKILL.
+func (s *Supervisor) restoreNonblock() {
+	rc, err := s.lnFile.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) { _ = syscall.SetNonblock(int(fd), true) })
 }
 
 // StartError is a process that did not become ready; Logs holds its last output lines.
