@@ -200,7 +200,10 @@ func NewApp(cfg *config.Env, o Options) (awscdk.App, *Stacks, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("new app: %w", err)
 	}
-	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(out)})
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(out), Context: &map[string]any{
+		// Keep CloudFormation exports between the stacks (producer-protecting), explicitly.
+		"@aws-cdk/core:defaultCrossStackReferences": "strong",
+	}})
 	env := func(region string) *awscdk.Environment {
 		e := &awscdk.Environment{Region: jsii.String(region)}
 		if o.Account != "" {

@@ -82,7 +82,7 @@ func DeployTarget(ctx context.Context, w io.Writer) error {
 		if o.Approve {
 			approval = "never"
 		}
-		outputs := filepath.Join(filepath.Dir(asm), "outputs.json")
+		outputs := filepath.Join(asm, "outputs.json") // inside the git-ignored assembly
 		args := append([]string{"deploy", "--require-approval", approval, "--outputs-file", outputs, "--ci"}, stacks...)
 		if err := c.Run(ctx, asm, args...); err != nil {
 			return err

@@ -88,7 +88,7 @@ func TestDeployAcceptance(t *testing.T) {
 		t.Fatalf("deploy: %v\n%s", err, out.String())
 	}
 	a := TargetOptionsFromEnv().app(nil)
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(a.OutDir), "outputs.json"))
+	b, err := os.ReadFile(filepath.Join(a.OutDir, "outputs.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
