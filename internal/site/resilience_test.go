@@ -1,0 +1,119 @@
+package site
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
+
+	"github.com/shtetl/zmanim-ops/internal/site/nextgen"
+)
+
+func TestTransientErrorsAreRetried(t *testing.T) {
+	t.Parallel()
+	ep := s3env(t)
+	st0, _ := newBucket(t, ep)
+	u, _ := url.Parse(ep.URL)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	var n, failed atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every 4th PUT is throttled, as S3 does under load.
+		if r.Method == http.MethodPut && n.Add(1)%4 == 0 {
+			failed.Add(1)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	proxied := ep
+	proxied.URL = srv.URL
+	st := NewS3Store(NewS3Client(proxied), st0.Bucket(), 8, nil)
+	dir := t.TempDir()
+	ex, err := nextgen.Write(dir, nextgen.Small())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, _, err := Sync(context.Background(), Options{Dir: dir, Store: st, Out: quiet()})
+	if err != nil {
+		t.Fatalf("sync through throttling: %v", err)
+	}
+	if sum.Uploaded != ex.Files || failed.Load() == 0 {
+		t.Fatalf("uploaded %d of %d, %d throttled", sum.Uploaded, ex.Files, failed.Load())
+	}
+	if got := st.Requests().Get("PutObject"); got != ex.Files+1+int(failed.Load()) {
+		t.Fatalf("PUT requests %d, want %d files + manifest + %d retries", got, ex.Files, failed.Load())
+	}
+}
+
+func TestLostManifestIsRebuiltFromMetadata(t *testing.T) {
+	t.Parallel()
+	ep := s3env(t)
+	st, _ := newBucket(t, ep)
+	ctx := context.Background()
+	dir := t.TempDir()
+	ex, err := nextgen.Write(dir, nextgen.Small())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Sync(ctx, Options{Dir: dir, Store: st, Out: quiet()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(ctx, []string{ManifestKey}); err != nil {
+		t.Fatal(err)
+	}
+	puts := st.Requests().Get("PutObject")
+	sum, _, err := Sync(ctx, Options{Dir: dir, Store: st, Out: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.ManifestState != "rebuilt" || sum.Uploaded != 0 || st.Requests().Get("HeadObject") != ex.Files {
+		t.Fatalf("manifest %s, uploaded %d, HEADs %d", sum.ManifestState, sum.Uploaded, st.Requests().Get("HeadObject"))
+	}
+	// The rebuilt manifest is written back, so the next sync needs no HEAD.
+	if st.Requests().Get("PutObject") != puts+1 {
+		t.Fatalf("manifest not written back")
+	}
+	heads := st.Requests().Get("HeadObject")
+	if sum, _, err = Sync(ctx, Options{Dir: dir, Store: st, Out: quiet()}); err != nil || sum.ManifestState != "read" || st.Requests().Get("HeadObject") != heads {
+		t.Fatalf("after rebuild: %v %+v", err, sum)
+	}
+}
+
+func TestInvalidationWaitTimesOut(t *testing.T) {
+	t.Parallel()
+	inv := `<?xml version="1.0"?><Invalidation xmlns="http://cloudfront.amazonaws.com/doc/2020-05-31/"><Id>I1</Id><Status>InProgress</Status><CreateTime>2026-11-27T12:00:00Z</CreateTime><InvalidationBatch><Paths><Quantity>1</Quantity><Items><Path>/x</Path></Items></Paths><CallerReference>r</CallerReference></InvalidationBatch></Invalidation>`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/xml")
+		if r.Method == http.MethodPost {
+			w.Header().Set("Location", "http://x/2020-05-31/distribution/D/invalidation/I1")
+			w.WriteHeader(http.StatusCreated)
+		}
+		io.WriteString(w, inv)
+	}))
+	defer srv.Close()
+	cf := &CloudFront{Client: cloudfront.New(cloudfront.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")}), Distribution: "D", Poll: 20 * time.Millisecond}
+	id, err := cf.Invalidate(context.Background(), []string{"/x"}, "r")
+	if err != nil || id != "I1" {
+		t.Fatalf("invalidate: %q %v", id, err)
+	}
+	t0 := time.Now()
+	err = cf.Wait(context.Background(), id, 200*time.Millisecond)
+	if !errors.Is(err, ErrInvalidationTimeout) || time.Since(t0) > 2*time.Second {
+		t.Fatalf("wait: %v after %s", err, time.Since(t0))
+	}
+}
