@@ -239,8 +239,9 @@ func (m *Mix) Next(iter uint64, r *Request) {
 		}
 		q = string(b[:])
 	}
-	buf := make([]byte, 0, len(m.base)+64)
-	buf = append(buf, m.base...)
+	// One allocation: the URL is built in a stack buffer and copied into its string once.
+	var arr [256]byte
+	buf := append(arr[:0], m.base...)
 	for i, p := range ep.parts {
 		if i%2 == 0 {
 			buf = append(buf, p...)

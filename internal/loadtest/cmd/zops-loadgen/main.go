@@ -1,7 +1,8 @@
 // Command zops-loadgen is the load generator as a standalone program: `run` executes one
 // regional runner's share of a load test from a spec file (what the prod orchestrator starts
-// on each regional instance through SSM), and `fake-edge` serves the package's fake edge on
-// loopback to try the generator before the twin's edge is up.
+// on each regional instance through SSM), `fake-edge` serves the package's fake edge on
+// loopback to try the generator without the twin, and `trivial` serves the trivial endpoint
+// of bench:loadgen.
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -27,7 +29,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: zops-loadgen run -spec spec.json -out result.json | fake-edge -addr 127.0.0.1:17443 [-regions loadtest/regions.json]")
+		return errors.New("usage: zops-loadgen run -spec spec.json -out result.json | fake-edge -addr 127.0.0.1:17443 [-regions loadtest/regions.json] | trivial -addr 127.0.0.1:0")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -40,6 +42,23 @@ func run(args []string) error {
 			return err
 		}
 		return runSpec(ctx, *spec, *out)
+	case "trivial":
+		fs := flag.NewFlagSet("trivial", flag.ContinueOnError)
+		addr := fs.String("addr", "127.0.0.1:0", "listen address")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		l, err := net.Listen("tcp", *addr)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("http://%s\n", l.Addr())
+		srv := &http.Server{Handler: loadtest.TrivialEdgeHandler()}
+		go func() { <-ctx.Done(); srv.Close() }()
+		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
 	case "fake-edge":
 		fs := flag.NewFlagSet("fake-edge", flag.ContinueOnError)
 		addr := fs.String("addr", "127.0.0.1:17443", "listen address")
