@@ -366,13 +366,13 @@ func (rp *Report) barChart() string {
 	}
 	maxV = niceCeil(maxV)
 	const left, width, rowH = 190, 700, 42
-	h := len(rows)*rowH + 50
+	h := len(rows)*rowH + 56
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img" aria-label="p50, p95 and p99 latency per region and class">`+"\n", left+width+40, h)
 	x := func(v float64) float64 { return left + v/maxV*width }
 	for i := 0; i <= 5; i++ {
 		v := maxV * float64(i) / 5
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="10" x2="%.1f" y2="%d" stroke="#eee"/><text x="%.1f" y="%d" text-anchor="middle">%s ms</text>`+"\n", x(v), x(v), h-30, x(v), h-12, trimFloat(v))
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="10" x2="%.1f" y2="%d" stroke="#eee"/><text x="%.1f" y="%d" text-anchor="middle">%s ms</text>`+"\n", x(v), x(v), h-36, x(v), h-20, trimFloat(v))
 	}
 	colors := []string{"#9ecae1", "#3182bd", "#08519c"}
 	for i, r := range rows {
@@ -390,7 +390,7 @@ func (rp *Report) barChart() string {
 			fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="2" stroke-dasharray="4 2"><title>target %s ms</title></line>`+"\n", x(t), y, x(t), y+38, stroke, trimFloat(t))
 		}
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d">bars: p50 / p95 / p99; dashed line: p95 target (green met, red missed)</text>`+"\n", left, h-0)
+	fmt.Fprintf(&b, `<text x="%d" y="%d">bars: p50 / p95 / p99; dashed line: p95 target (green met, red missed)</text>`+"\n", left, h-2)
 	b.WriteString("</svg>\n")
 	return b.String()
 }

@@ -97,7 +97,7 @@ func ParseThresholds(s string) ([]Threshold, error) {
 }
 
 func parseThreshold(s string) (Threshold, error) {
-	t := Threshold{Text: s}
+	t := Threshold{Text: strings.Join(strings.Fields(s), " ")}
 	sel, expr, ok := strings.Cut(s, ":")
 	if !ok {
 		return t, fmt.Errorf("%w: want \"[region/]class: metric op value\", e.g. \"edge_hit: p95 < 50ms\"", ErrBadThreshold)
