@@ -29,10 +29,6 @@ var (
 	synthDur time.Duration
 )
 
-func init() {
-	silenceNodeWarnings()
-}
-
 func TestMain(m *testing.M) {
 	code, err := setup(m)
 	if err != nil {
