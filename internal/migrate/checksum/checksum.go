@@ -318,6 +318,9 @@ func compareData(ctx context.Context, src, tgt *side, o Options, rep *Report) er
 			continue
 		}
 		p := newPlan(src, tgt, s, t)
+		if len(p.cols) == 0 {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: no column in common on the two sides; only row counts are compared", n))
+		}
 		if len(p.keys) == 0 {
 			p.report.Method = MethodWhole
 			why := "has no primary key"

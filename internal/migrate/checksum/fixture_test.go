@@ -38,6 +38,8 @@ CREATE TABLE readings (
 );
 CREATE TABLE codes (code text PRIMARY KEY, label varchar(200));
 CREATE TABLE users (id uuid PRIMARY KEY, email text UNIQUE, created timestamptz);
+CREATE SCHEMA "Other Schema";
+CREATE TABLE "Other Schema"."Odd ""Name""" ("Key Col" text PRIMARY KEY, "Weird.Col" int);
 CREATE SEQUENCE ticket_seq;
 CREATE TABLE logs (msg text, n integer, ticket bigint DEFAULT nextval('ticket_seq'));
 CREATE TABLE empty_things (id integer PRIMARY KEY, what text);
@@ -79,6 +81,7 @@ INSERT INTO misc SELECT g, (ARRAY['sad','ok','happy']::mood[])[1 + g %% 3], json
   CASE WHEN g %% 5 = 0 THEN NULL ELSE decode(md5(g::text), 'hex') END,
   CASE WHEN g %% 3 = 0 THEN ARRAY[0::float8, 'NaN', 1.5] ELSE ARRAY[random()] END, int4range(g, g + 10), timestamp '2024-02-29 12:00' + g * interval '1 hour'
 FROM generate_series(1, %d) g;
+INSERT INTO "Other Schema"."Odd ""Name""" SELECT 'k''' || g || ' "x"', g FROM generate_series(1, 300) g;
 INSERT INTO logs SELECT 'log ' || (g %% 50), g %% 7 FROM generate_series(1, %d) g;
 ANALYZE;
 `, float64(seed%100)/100, rows, rows/4, rows/2, rows/5, rows/3)

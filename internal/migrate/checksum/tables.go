@@ -29,7 +29,23 @@ type tableInfo struct {
 }
 
 func (t tableInfo) qualified() string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
-func (t tableInfo) display() string   { return t.Schema + "." + t.Name }
+func (t tableInfo) display() string   { return quoteIdent(t.Schema) + "." + quoteIdent(t.Name) }
+
+// quoteIdent quotes an identifier the way format('%I') does for names that need it (keywords
+// aside), so data and schema reports name tables alike.
+func quoteIdent(s string) string {
+	plain := s != ""
+	for i, r := range s {
+		if !(r == '_' || (r >= 'a' && r <= 'z') || (i > 0 && (r >= '0' && r <= '9' || r == '$'))) {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return s
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
 
 func (t tableInfo) col(name string) (column, bool) {
 	for _, c := range t.Columns {
@@ -91,7 +107,7 @@ func loadTables(ctx context.Context, s *side) (map[string]*tableInfo, []string, 
 			if err := rows.Scan(&schema, &table, &col.Name, &col.Type, &col.Base, &col.Collatable, &col.Kind, &col.Elem, &col.ElemKind); err != nil {
 				return fmt.Errorf("list columns: %w", err)
 			}
-			if t := tables[schema+"."+table]; t != nil {
+			if t := tables[(tableInfo{Schema: schema, Name: table}).display()]; t != nil {
 				t.Columns = append(t.Columns, col)
 			}
 		}

@@ -136,6 +136,8 @@ func TestVerifyFaultInjection(t *testing.T) {
 			[]func(Report) error{hasRow("public.misc", ChangeChanged, []string{"6"}, "iv")}},
 		{"boolean flipped", `UPDATE misc SET ok = NOT ok WHERE id = 8`,
 			[]func(Report) error{hasRow("public.misc", ChangeChanged, []string{"8"}, "ok")}},
+		{"odd names", `UPDATE "Other Schema"."Odd ""Name""" SET "Weird.Col" = 0 WHERE "Key Col" = 'k''7 "x"'`,
+			[]func(Report) error{hasRow(`"Other Schema"."Odd ""Name"""`, ChangeChanged, []string{`k'7 "x"`}, "Weird.Col")}},
 		{"table without key changed", `UPDATE logs SET n = n + 1 WHERE ctid = (SELECT min(ctid) FROM logs)`,
 			[]func(Report) error{func(r Report) error {
 				tr := table(r, "public.logs")
