@@ -41,6 +41,21 @@ func TestColHash(t *testing.T) {
 	}
 }
 
+func TestTableOf(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ kind, name, want string }{
+		{KindColumn, "public.cities.name", "public.cities"},
+		{KindColumn, `"Other Schema"."Odd ""N.ame"""."Weird.Col"`, `"Other Schema"."Odd ""N.ame"""`},
+		{KindConstraint, "public.cities cities_pkey", "public.cities"},
+		{KindTrigger, `"My Schema"."a b" "t g"`, `"My Schema"."a b"`},
+	}
+	for _, tt := range tests {
+		if got := tableOf(tt.kind, tt.name); got != tt.want {
+			t.Errorf("tableOf(%s, %s) = %s, want %s", tt.kind, tt.name, got, tt.want)
+		}
+	}
+}
+
 func TestRangeCond(t *testing.T) {
 	t.Parallel()
 	src := &side{}

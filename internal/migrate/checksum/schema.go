@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -200,16 +199,29 @@ func diffCatalogs(src, tgt catalog) []SchemaDiff {
 }
 
 // tableOf extracts "schema.table" from a column ("schema.table.col") or constraint/trigger
-// ("schema.table name") object name.
+// ("schema.table name") object name; names are format('%I') output, so a dot or space inside
+// double quotes belongs to the name.
 func tableOf(kind, name string) string {
+	inQuote := false
+	lastDot, firstSpace := -1, -1
+	for i, r := range name {
+		switch {
+		case r == '"':
+			inQuote = !inQuote
+		case r == '.' && !inQuote:
+			lastDot = i
+		case r == ' ' && !inQuote && firstSpace < 0:
+			firstSpace = i
+		}
+	}
 	if kind == KindColumn {
-		if i := strings.LastIndex(name, "."); i > 0 {
-			return name[:i]
+		if lastDot > 0 {
+			return name[:lastDot]
 		}
 		return name
 	}
-	if i := strings.Index(name, " "); i > 0 {
-		return name[:i]
+	if firstSpace > 0 {
+		return name[:firstSpace]
 	}
 	return name
 }
