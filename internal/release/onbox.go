@@ -259,6 +259,10 @@ func (a *Agent) swap(version string) error {
 	return nil
 }
 
+// unhealthyLimit is how many consecutive unhealthy answers of the new version (200 ms apart)
+// fail the gate before its timeout.
+const unhealthyLimit = 5
+
 func (a *Agent) healthGate(ctx context.Context, version string) error {
 	hc := a.HTTP
 	if hc == nil {
@@ -271,6 +275,7 @@ func (a *Agent) healthGate(ctx context.Context, version string) error {
 	t0 := time.Now()
 	deadline := t0.Add(timeout)
 	var last string
+	bad := 0 // consecutive failing answers from the new version itself
 	for {
 		v, code, err := GetHealth(ctx, hc, a.HealthURL, a.HealthHeader)
 		if err == nil && code == http.StatusOK && v == version {
@@ -281,6 +286,16 @@ func (a *Agent) healthGate(ctx context.Context, version string) error {
 			last = err.Error()
 		} else {
 			last = fmt.Sprintf("status %d, version %q", code, v)
+		}
+		// The new version answering unhealthy serves errors to users: give up after a
+		// second of that instead of waiting out the whole timeout.
+		if err == nil && v == version && code != http.StatusOK {
+			bad++
+		} else {
+			bad = 0
+		}
+		if bad >= unhealthyLimit {
+			return fmt.Errorf("%s: version %s answered unhealthy %d times in a row (last: %s)", a.HealthURL, version, bad, last)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s did not report version %s with status 200 within %s (last: %s)", a.HealthURL, version, timeout, last)

@@ -36,7 +36,8 @@ type Skipper interface {
 }
 
 // Finisher is a step that must clean up or report whatever the outcome of the pipeline
-// (release the lock, record the history). Finish runs only for steps whose Run was reached,
+// (release the lock, record the history). Finish runs for the steps the pipeline reached (run
+// or skipped),
 // in reverse order; runErr is the pipeline's error (nil on success).
 type Finisher interface {
 	Finish(ctx context.Context, runErr error) error

@@ -65,7 +65,7 @@ func serve() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		if os.Getenv("FAKE_UNHEALTHY") == "1" {
+		if v := os.Getenv("FAKE_UNHEALTHY"); v == "1" || v == version {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "ok", "version": version, "pid": strconv.Itoa(os.Getpid())})
