@@ -67,7 +67,9 @@ func newHost(t *testing.T) *testHost {
 	return h
 }
 
-func hostArch() string { return map[string]string{"arm64": "arm64", "amd64": "amd64"}[strings.TrimPrefix(filepath.Base(fakeHost), "fake-")] }
+func hostArch() string {
+	return map[string]string{"arm64": "arm64", "amd64": "amd64"}[strings.TrimPrefix(filepath.Base(fakeHost), "fake-")]
+}
 
 func (h *testHost) serving() string {
 	h.t.Helper()
