@@ -139,9 +139,11 @@ func TestDumpFailureLeavesNoPartialDump(t *testing.T) {
 	defer cancel()
 	src := srv.NewDB(t, "src", "")
 	pgtest.ExecURL(t, src, `CREATE TABLE secret (id int PRIMARY KEY); INSERT INTO secret VALUES (1)`)
+	// A password, so the test works whether the server trusts loopback or asks (scram).
 	srv.Exec(t, `DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'zops_noread') THEN CREATE ROLE zops_noread LOGIN; END IF; END$$`)
+	srv.Exec(t, `ALTER ROLE zops_noread PASSWORD 'noread-pw'`)
 	noread := pgtool.MustParse(src)
-	noread.User, noread.Password = "zops_noread", ""
+	noread.User, noread.Password = "zops_noread", "noread-pw"
 	dir := filepath.Join(t.TempDir(), "dump")
 	var out bytes.Buffer
 	_, err := Dump(ctx, DumpOptions{SourceURL: noread.URL(), Dir: dir, Out: &out})
