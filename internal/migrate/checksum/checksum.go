@@ -183,7 +183,7 @@ func Verify(ctx context.Context, sourceURL, targetURL string, opts Options) (rep
 	var colls [2]string
 	if err := both(ctx, src, tgt, func(ctx context.Context, s *side, i int) error {
 		c, err := databaseCollation(ctx, s)
-		colls[i] = c
+		colls[i], s.defaultColl = c, c
 		return err
 	}); err != nil {
 		return rep, err

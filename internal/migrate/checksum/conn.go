@@ -44,6 +44,8 @@ type side struct {
 	major    int    // server major version
 	snapshot string // exported snapshot id, "" when not shared
 	postgis  string // schema of the postgis extension, "" when not installed
+	// defaultColl describes the database's default collation, e.g. "libc:C", "icu:en-US".
+	defaultColl string
 }
 
 func classify(which, redacted string, err error) error {

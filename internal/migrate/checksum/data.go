@@ -52,10 +52,11 @@ func newPlan(src, tgt *side, s, t *tableInfo) *plan {
 		var types []string
 		for j, k := range p.keys {
 			c, _ := ti.col(k)
+			other, _ := p.t[1-i].col(k)
 			id := pgx.Identifier{k}.Sanitize()
 			kt = append(kt, id+"::text")
 			ka = append(ka, fmt.Sprintf("%s::text AS zops_k%d", id, j))
-			ob = append(ob, keyOrderExpr(id, c))
+			ob = append(ob, keyOrderExpr(id, c, c.Bytewise && other.Bytewise))
 			types = append(types, c.Type)
 		}
 		p.keyText[i] = strings.Join(kt, ", ")
@@ -68,9 +69,11 @@ func newPlan(src, tgt *side, s, t *tableInfo) *plan {
 }
 
 // keyOrderExpr orders text-like keys bytewise (COLLATE "C") on both sides, so range bounds
-// hold the same rows whatever collations and C-library versions the servers use.
-func keyOrderExpr(id string, c column) string {
-	if c.Collatable {
+// hold the same rows whatever collations and C-library versions the servers use. When both
+// sides' columns already sort bytewise (collation C or POSIX) the column is used as it is, so
+// range scans can use its index (an explicit COLLATE "C" would not match the index).
+func keyOrderExpr(id string, c column, bothBytewise bool) string {
+	if c.Collatable && !bothBytewise {
 		return id + ` COLLATE "C"`
 	}
 	return id

@@ -136,3 +136,26 @@ func TestReportOutput(t *testing.T) {
 		t.Fatalf("JSON report: %s", raw)
 	}
 }
+
+func TestKeyOrderUsesIndexWhenBytewise(t *testing.T) {
+	t.Parallel()
+	src := &side{}
+	mk := func(bytewise bool) *tableInfo {
+		return &tableInfo{Schema: "public", Name: "codes", Key: []string{"code"}, Columns: []column{
+			{Name: "code", Type: "text", Base: "text", Collatable: true, Bytewise: bytewise}}}
+	}
+	tests := []struct {
+		srcC, tgtC bool
+		want       string
+	}{
+		{true, true, `"code"`},
+		{true, false, `"code" COLLATE "C"`},
+		{false, false, `"code" COLLATE "C"`},
+	}
+	for _, tt := range tests {
+		p := newPlan(src, src, mk(tt.srcC), mk(tt.tgtC))
+		if p.orderBy[0] != tt.want || p.orderBy[1] != tt.want {
+			t.Errorf("source bytewise %v, target %v: order by %q/%q, want %q", tt.srcC, tt.tgtC, p.orderBy[0], p.orderBy[1], tt.want)
+		}
+	}
+}

@@ -18,6 +18,9 @@ type column struct {
 	Kind       string // pg_type.typtype of the base type: b, c, e (enum), r (range), ...
 	Elem       string // for arrays: the element's base type name, "" otherwise
 	ElemKind   string // for arrays: the element's typtype
+	// Bytewise: the column's collation is C or POSIX, so its own order (and its indexes) equal
+	// COLLATE "C" order.
+	Bytewise bool
 }
 
 // tableInfo is one table as one side sees it.
@@ -67,12 +70,14 @@ ORDER BY 1, 2`
 
 const columnsQuery = `
 SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), b.typname, a.attcollation <> 0,
-  b.typtype::text, coalesce(e.typname::text, ''), coalesce(e.typtype::text, '')
+  b.typtype::text, coalesce(e.typname::text, ''), coalesce(e.typtype::text, ''),
+  a.attcollation = 100, coalesce(co.collprovider = 'c' AND co.collcollate IN ('C', 'POSIX'), false)
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_type t ON t.oid = a.atttypid
 JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
 LEFT JOIN pg_type e ON e.oid = b.typelem AND b.typcategory = 'A'
+LEFT JOIN pg_collation co ON co.oid = a.attcollation
 WHERE c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' AND ` + notSystemNS + `
 ORDER BY n.nspname, c.relname, a.attnum`
 
@@ -104,9 +109,11 @@ func loadTables(ctx context.Context, s *side) (map[string]*tableInfo, []string, 
 		for rows.Next() {
 			var schema, table string
 			var col column
-			if err := rows.Scan(&schema, &table, &col.Name, &col.Type, &col.Base, &col.Collatable, &col.Kind, &col.Elem, &col.ElemKind); err != nil {
+			var isDefault, isC bool
+			if err := rows.Scan(&schema, &table, &col.Name, &col.Type, &col.Base, &col.Collatable, &col.Kind, &col.Elem, &col.ElemKind, &isDefault, &isC); err != nil {
 				return fmt.Errorf("list columns: %w", err)
 			}
+			col.Bytewise = isC || (isDefault && (s.defaultColl == "libc:C" || s.defaultColl == "libc:POSIX"))
 			if t := tables[(tableInfo{Schema: schema, Name: table}).display()]; t != nil {
 				t.Columns = append(t.Columns, col)
 			}

@@ -328,3 +328,21 @@ func TestVerifyAcrossCollations(t *testing.T) {
 		t.Fatalf("%v\n%s", err, text(rep))
 	}
 }
+
+// TestVerifyInCDatabases runs with both databases in the C locale, where text keys keep their
+// own order (and index); a missing text-keyed row is still found.
+func TestVerifyInCDatabases(t *testing.T) {
+	srv := pgtest.Require(t)
+	src := srv.NewDBWith(t, "csrc", "TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'")
+	pgtest.ExecURL(t, src, fixtureSchema)
+	pgtest.ExecURL(t, src, fixtureData(3, 1500))
+	tgt := srv.NewDB(t, "ctgt", src)
+	pgtest.ExecURL(t, tgt, `DELETE FROM codes WHERE code = 'Z'`)
+	rep := verify(t, src, tgt, testOpts)
+	if err := hasRow("public.codes", ChangeMissing, []string{"Z"})(rep); err != nil || rep.Identical {
+		t.Fatalf("%v\n%s", err, text(rep))
+	}
+	if tr := table(rep, "public.codes"); tr.Ranges < 2 || tr.MissingCount != 1 || tr.ExtraCount != 0 {
+		t.Fatalf("codes: %+v", tr)
+	}
+}
