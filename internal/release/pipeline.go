@@ -56,6 +56,7 @@ type Pipeline struct {
 type StepResult struct {
 	Step     string
 	Skipped  string // reason when skipped
+	Start    time.Time
 	Duration time.Duration
 	Err      error
 }
@@ -113,7 +114,7 @@ func (p *Pipeline) Run(ctx context.Context) (Summary, error) {
 		t0 := now()
 		err := s.Run(ctx)
 		d := now().Sub(t0)
-		sum.Steps = append(sum.Steps, StepResult{Step: desc, Duration: d, Err: err})
+		sum.Steps = append(sum.Steps, StepResult{Step: desc, Start: t0, Duration: d, Err: err})
 		if err != nil {
 			fmt.Fprintf(out, "  ✗ %s failed after %s\n", desc, round(d))
 			runErr = fmt.Errorf("%s: %w", desc, err)

@@ -1,0 +1,204 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/loadtest"
+)
+
+// BenchResult is what bench:release measured.
+type BenchResult struct {
+	Failed      uint64        // failed requests (transport errors, status >= 400) over the whole run
+	Dropped     uint64        // arrivals the generator could not send (no free worker)
+	Requests    uint64        // responses plus transport errors
+	P99Steady   time.Duration // p99 before the release started
+	P99Swap     time.Duration // p99 from the deploy step's start to 1 s after its end
+	Seconds     float64       // the whole (warm) release, build to retention
+	Version     string
+	SwapWindows int
+}
+
+// Line is the benchmark's last line.
+func (b BenchResult) Line() string {
+	return fmt.Sprintf("release: failed_requests=%d p99_ms_steady=%.1f p99_ms_swap=%.1f seconds=%.1f",
+		b.Failed, ms(b.P99Steady), ms(b.P99Swap), b.Seconds)
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Millisecond)*10) / 10 }
+
+// BenchOptions configure bench:release.
+type BenchOptions struct {
+	Release Options
+	EdgeURL string        // the twin's edge
+	RPS     float64       // config load.TargetRPS() (10x expected)
+	Steady  time.Duration // load before the release (default 8 s)
+	After   time.Duration // load after the release (default 4 s)
+	Out     io.Writer
+}
+
+// BenchRelease releases once without load to warm the build cache (its time is reported as
+// the cold release), then sends RPS through the edge, releases again in the middle of the
+// load, and compares the latency before the release with the latency around the swap.
+// Requests alternate between /health (never cached) and /api/zmanim with a query that
+// varies per request (a cache miss at the edge), so every request reaches the box.
+func BenchRelease(ctx context.Context, o BenchOptions) (BenchResult, error) {
+	var res BenchResult
+	if o.Steady <= 0 {
+		o.Steady = 8 * time.Second
+	}
+	if o.After <= 0 {
+		o.After = 4 * time.Second
+	}
+	base := o.Release.Version
+	if base == "" {
+		src, err := ReadSource(ctx, o.Release.Root, "")
+		if err != nil {
+			return res, err
+		}
+		base = strings.SplitN(src.Version, "-dirty", 2)[0]
+	}
+	stamp := time.Now().UTC().Format("20060102T150405")
+	warm := o.Release
+	warm.Version = base + "-bench." + stamp + ".1"
+	warm.Out = prefixed(o.Out, "  warm-up | ")
+	t0 := time.Now()
+	if _, err := Release(ctx, warm); err != nil {
+		return res, fmt.Errorf("warm-up release: %w", err)
+	}
+	fmt.Fprintf(o.Out, "warm-up release %s took %.1f s (cold build cache on a fresh machine)\n", warm.Version, time.Since(t0).Seconds())
+
+	rel := o.Release
+	rel.Version = base + "-bench." + stamp + ".2"
+	rel.Out = prefixed(o.Out, "  release | ")
+	res.Version = rel.Version
+	total := o.Steady + o.After + 60*time.Second // the release ends the run early (see below)
+	lctx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	plan := loadtest.Plan{
+		Name: "bench:release", Target: o.EdgeURL, Plain: true, Window: 250 * time.Millisecond,
+		Stages: []loadtest.Stage{loadtest.Constant("steady", o.RPS, total)},
+		Source: loadtest.SourceFunc(func(iter uint64, r *loadtest.Request) {
+			r.Method = "GET"
+			if iter%2 == 0 {
+				r.URL = o.EdgeURL + "/health"
+				return
+			}
+			lat := float64(iter%1800)/10 - 89.9
+			lon := float64((iter*7919)%3600)/10 - 179.9
+			r.URL = fmt.Sprintf("%s/api/zmanim?lat=%.1f&lon=%.1f&date=2026-12-%02d", o.EdgeURL, lat, lon, 1+iter%28)
+		}),
+		MaxWorkers: 2000, PreAllocated: 200, Timeout: 10 * time.Second,
+	}
+	type loadOut struct {
+		r   *loadtest.Result
+		err error
+	}
+	done := make(chan loadOut, 1)
+	loadStart := time.Now()
+	go func() { r, err := loadtest.Run(lctx, plan); done <- loadOut{r, err} }()
+	fmt.Fprintf(o.Out, "load: %.0f req/s through %s; releasing %s after %s\n", o.RPS, o.EdgeURL, rel.Version, o.Steady)
+	select {
+	case <-time.After(o.Steady):
+	case lo := <-done:
+		return res, fmt.Errorf("load generator stopped early: %v", lo.err)
+	}
+	relStart := time.Now()
+	rep, relErr := Release(ctx, rel)
+	relEnd := time.Now()
+	res.Seconds = relEnd.Sub(relStart).Seconds()
+	var swapFrom, swapTo time.Time
+	if rep != nil {
+		for _, s := range rep.Summary.Steps {
+			if strings.HasPrefix(s.Step, "deploy to ") && !s.Start.IsZero() {
+				swapFrom, swapTo = s.Start, s.Start.Add(s.Duration).Add(time.Second)
+			}
+		}
+	}
+	select {
+	case <-time.After(o.After):
+	case <-ctx.Done():
+	}
+	stopLoad()
+	lo := <-done
+	if lo.err != nil {
+		return res, fmt.Errorf("load: %w", lo.err)
+	}
+	if relErr != nil {
+		return res, fmt.Errorf("release under load: %w", relErr)
+	}
+	if swapFrom.IsZero() {
+		return res, fmt.Errorf("release under load: no deploy step timing")
+	}
+	steady, swap := &loadtest.Histogram{}, &loadtest.Histogram{}
+	for _, w := range lo.r.Windows {
+		res.Failed += w.Failed
+		res.Requests += w.Requests
+		h, err := loadtest.HistogramFromData(w.Latency)
+		if err != nil || h == nil {
+			continue
+		}
+		end := w.Start.Add(plan.Window)
+		switch {
+		case w.Start.After(loadStart.Add(time.Second)) && end.Before(relStart):
+			steady.Merge(h)
+		case end.After(swapFrom) && w.Start.Before(swapTo):
+			swap.Merge(h)
+			res.SwapWindows++
+		}
+	}
+	res.Dropped = lo.r.Dropped()
+	res.P99Steady, res.P99Swap = steady.Quantile(0.99), swap.Quantile(0.99)
+	fmt.Fprintf(o.Out, "load: %d requests, %d failed, %d dropped by the generator; steady p99 %.1f ms (%d samples), swap p99 %.1f ms (%d samples, deploy step %s)\n",
+		res.Requests, res.Failed, res.Dropped, ms(res.P99Steady), steady.Count(), ms(res.P99Swap), swap.Count(), round(swapTo.Sub(swapFrom)-time.Second))
+	return res, nil
+}
+
+// prefixed writes each line of output with a prefix.
+func prefixed(w io.Writer, prefix string) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return &prefixWriter{w: w, prefix: prefix, bol: true}
+}
+
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+	bol    bool
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	for _, c := range b {
+		if p.bol {
+			if _, err := io.WriteString(p.w, p.prefix); err != nil {
+				return 0, err
+			}
+			p.bol = false
+		}
+		if _, err := p.w.Write([]byte{c}); err != nil {
+			return 0, err
+		}
+		if c == '\n' {
+			p.bol = true
+		}
+	}
+	return len(b), nil
+}
+
+// BenchOptionsFromEnv reads the release options and the load from the configuration.
+func BenchOptionsFromEnv() (BenchOptions, error) {
+	o, err := OptionsFromEnv()
+	if err != nil {
+		return BenchOptions{}, err
+	}
+	if !o.Env.IsTwin() {
+		return BenchOptions{}, fmt.Errorf("bench:release runs against the local twin only (ZOPS_ENV=%s)", o.Env.Name)
+	}
+	o.Version = "" // the bench names its own versions
+	return BenchOptions{Release: o, EdgeURL: o.Env.URL(o.Env.Twin.Ports.Edge), RPS: float64(o.Env.Load.TargetRPS()), Out: o.Out}, nil
+}
