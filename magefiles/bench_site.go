@@ -14,8 +14,8 @@ import (
 //
 // Options (environment):
 //
-//	ZOPS_S3_ENDPOINT, ZOPS_S3_ACCESS_KEY, ZOPS_S3_SECRET_KEY  S3 server to use (e.g. the twin's);
-//	                           unset: the bench starts its own versitygw on a free loopback port
+//	ZOPS_S3_ENDPOINT, ZOPS_S3_ACCESS_KEY, ZOPS_S3_SECRET_KEY  S3 server to use; unset: the twin's
+//	                           S3 when the twin is up, else a versitygw the bench starts on a free loopback port
 //	ZOPS_VERSITYGW             versitygw binary (default: PATH, then ~/.cache/zmanim-ops/bin/versitygw-warm)
 //	ZOPS_AWS_CLI               aws CLI v2 (default /usr/bin/aws)
 //	ZOPS_SITE_CONCURRENCY      our parallel uploads (default 32)

@@ -23,8 +23,8 @@ import (
 
 // BenchOptions configure the site benchmark.
 type BenchOptions struct {
-	// Endpoint is the S3 server; empty URL starts a throwaway versitygw (Versitygw) on a free
-	// loopback port with its data in a temp dir.
+	// Endpoint is the S3 server (bench:site uses the twin's when it is up); an empty URL
+	// starts a throwaway versitygw (Versitygw) on a free loopback port, data in a temp dir.
 	Endpoint  Endpoint
 	Versitygw string // versitygw binary, used when Endpoint.URL is empty
 	AWS       string // aws CLI v2 (default /usr/bin/aws)

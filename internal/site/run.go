@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/twin/state"
 )
 
 // Run is site:sync (dryRun false) and site:plan (dryRun true) for the configured environment.
@@ -34,6 +38,26 @@ func Run(ctx context.Context, dir string, dryRun bool) error {
 	return nil
 }
 
+// twinS3 returns the running twin's S3 endpoint, or an empty one when the twin is not up
+// (the benchmark then starts its own versitygw).
+func twinS3(ctx context.Context) Endpoint {
+	env, err := config.Load()
+	if err != nil || !env.IsTwin() {
+		return Endpoint{}
+	}
+	sec, err := state.Dir(env.Twin.StateDir).ReadSecrets()
+	if err != nil {
+		return Endpoint{}
+	}
+	ep := Endpoint{URL: env.URL(env.Twin.Ports.S3), AccessKey: sec.S3AccessKey, SecretKey: sec.S3SecretKey, Region: env.Region}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := NewS3Client(ep).ListBuckets(ctx, &s3.ListBucketsInput{}); err != nil {
+		return Endpoint{}
+	}
+	return ep
+}
+
 // RunBench is bench:site.
 func RunBench(ctx context.Context) error {
 	eo, err := ReadEnv()
@@ -44,6 +68,9 @@ func RunBench(ctx context.Context) error {
 		Endpoint:    Endpoint{URL: os.Getenv("ZOPS_S3_ENDPOINT"), AccessKey: os.Getenv("ZOPS_S3_ACCESS_KEY"), SecretKey: os.Getenv("ZOPS_S3_SECRET_KEY")},
 		AWS:         os.Getenv("ZOPS_AWS_CLI"),
 		Concurrency: eo.Concurrency,
+	}
+	if o.Endpoint.URL == "" {
+		o.Endpoint = twinS3(ctx)
 	}
 	res, err := Bench(ctx, o)
 	if err != nil {
