@@ -340,6 +340,7 @@ func compareData(ctx context.Context, src, tgt *side, o Options, rep *Report) er
 	type job struct {
 		p      *plan
 		lo, hi bound
+		scan   bool // all ranges of p in one scan per side (see plan.scanSums)
 	}
 	type mismatch struct {
 		job
@@ -401,20 +402,19 @@ func compareData(ctx context.Context, src, tgt *side, o Options, rep *Report) er
 		}
 		rs := p.ranges()
 		p.report.Ranges = len(rs)
+		if p.scanAll() {
+			jobs = append(jobs, job{p: p, scan: true})
+			continue
+		}
 		for _, r := range rs {
 			jobs = append(jobs, job{p: p, lo: r[0], hi: r[1]})
 		}
 	}
 	var done atomic.Int64
 	stopTicker := o.ticker(func() string {
-		return fmt.Sprintf("data: %d/%d ranges checked", done.Load(), len(jobs))
+		return fmt.Sprintf("data: %d/%d checksum jobs done", done.Load(), len(jobs))
 	})
-	runPool(jobs, func(j job) error {
-		sums, err := j.p.sums(ctx, src, tgt, j.lo, j.hi)
-		done.Add(1)
-		if err != nil {
-			return err
-		}
+	record := func(j job, sums [2]rangeSum) {
 		j.p.mu.Lock()
 		j.p.report.SourceRows += sums[0].Count
 		j.p.report.TargetRows += sums[1].Count
@@ -427,6 +427,25 @@ func compareData(ctx context.Context, src, tgt *side, o Options, rep *Report) er
 			mismatches = append(mismatches, mismatch{j, sums})
 			mu.Unlock()
 		}
+	}
+	runPool(jobs, func(j job) error {
+		if j.scan {
+			all, err := j.p.scanSums(ctx, src, tgt)
+			done.Add(1)
+			if err != nil {
+				return err
+			}
+			for k, r := range j.p.ranges() {
+				record(job{p: j.p, lo: r[0], hi: r[1]}, all[k])
+			}
+			return nil
+		}
+		sums, err := j.p.sums(ctx, src, tgt, j.lo, j.hi)
+		done.Add(1)
+		if err != nil {
+			return err
+		}
+		record(j, sums)
 		return nil
 	})
 	stopTicker()

@@ -144,6 +144,54 @@ func (p *plan) sums(ctx context.Context, src, tgt *side, lo, hi bound) ([2]range
 	return out, err
 }
 
+// scanAll says whether the first-level ranges are computed in one scan per side instead of
+// one query per range: for a single collatable key compared in COLLATE "C" order, which the
+// key's index does not provide, so each range query would read the whole table.
+func (p *plan) scanAll() bool {
+	if len(p.keys) != 1 || len(p.bounds) == 0 {
+		return false
+	}
+	return strings.Contains(p.orderBy[0], `COLLATE "C"`) || strings.Contains(p.orderBy[1], `COLLATE "C"`)
+}
+
+// scanSums computes every first-level range's count and sum in one pass per side, assigning
+// rows to ranges with width_bucket under COLLATE "C" (bucket k is range k of p.ranges()).
+func (p *plan) scanSums(ctx context.Context, src, tgt *side) ([][2]rangeSum, error) {
+	n := len(p.bounds) + 1
+	out := make([][2]rangeSum, n)
+	for k := range out {
+		out[k] = [2]rangeSum{{Sum: "0"}, {Sum: "0"}}
+	}
+	arr := make([]string, len(p.bounds))
+	for k, b := range p.bounds {
+		arr[k] = b[0]
+	}
+	err := both(ctx, src, tgt, func(ctx context.Context, s *side, i int) error {
+		q := fmt.Sprintf("SELECT width_bucket(%s, $1::text[]::%s[]), count(*), coalesce(sum(%s), 0)::text FROM %s GROUP BY 1",
+			p.orderBy[i], p.keyTypes[i][0], p.hash[i], p.t[i].qualified())
+		return s.with(ctx, func(c *pgx.Conn) error {
+			rows, err := c.Query(ctx, q, arr)
+			if err != nil {
+				return fmt.Errorf("checksum %s: %w", p.name, err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var b int
+				var r rangeSum
+				if err := rows.Scan(&b, &r.Count, &r.Sum); err != nil {
+					return fmt.Errorf("checksum %s: %w", p.name, err)
+				}
+				if b < 0 || b >= n {
+					return fmt.Errorf("checksum %s: bucket %d out of range", p.name, b)
+				}
+				out[b][i] = r
+			}
+			return rows.Err()
+		})
+	})
+	return out, err
+}
+
 // planRanges chooses the split points of the table's key space. Integer keys are split
 // arithmetically between the smallest and largest key of both sides (no scan); other keys are
 // split at quantiles of a page sample of the larger side.

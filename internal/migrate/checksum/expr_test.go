@@ -159,3 +159,28 @@ func TestKeyOrderUsesIndexWhenBytewise(t *testing.T) {
 		}
 	}
 }
+
+func TestScanAllOnlyForUnindexableTextKeys(t *testing.T) {
+	t.Parallel()
+	src := &side{}
+	text := &tableInfo{Schema: "public", Name: "c", Key: []string{"code"}, Columns: []column{{Name: "code", Type: "text", Base: "text", Collatable: true}}}
+	textC := &tableInfo{Schema: "public", Name: "c", Key: []string{"code"}, Columns: []column{{Name: "code", Type: "text", Base: "text", Collatable: true, Bytewise: true}}}
+	ints := &tableInfo{Schema: "public", Name: "i", Key: []string{"id"}, Columns: []column{{Name: "id", Type: "bigint", Base: "int8"}}}
+	tests := []struct {
+		s, t   *tableInfo
+		bounds []bound
+		want   bool
+	}{
+		{text, text, []bound{{"m"}}, true},
+		{text, text, nil, false}, // one range: a plain scan anyway
+		{textC, textC, []bound{{"m"}}, false},
+		{ints, ints, []bound{{"5"}}, false},
+	}
+	for i, tt := range tests {
+		p := newPlan(src, src, tt.s, tt.t)
+		p.bounds = tt.bounds
+		if got := p.scanAll(); got != tt.want {
+			t.Errorf("case %d: scanAll = %v, want %v", i, got, tt.want)
+		}
+	}
+}
