@@ -5,7 +5,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/loadtest"
@@ -155,6 +160,15 @@ func BenchRelease(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	res.P99Steady, res.P99Swap = steady.Quantile(0.99), swap.Quantile(0.99)
 	fmt.Fprintf(o.Out, "load: %d requests, %d failed, %d dropped by the generator; steady p99 %.1f ms (%d samples), swap p99 %.1f ms (%d samples, deploy step %s)\n",
 		res.Requests, res.Failed, res.Dropped, ms(res.P99Steady), steady.Count(), ms(res.P99Swap), swap.Count(), round(swapTo.Sub(swapFrom)-time.Second))
+
+	// Baseline, same binaries and load, straight at the API's own port: a plain restart.
+	rels := filepath.Join(o.Release.Env.Twin.StateDir, "box", "opt", "zmanim", "releases")
+	envFile := filepath.Join(o.Release.Env.Twin.StateDir, "box", "etc", "zmanim", "api.env")
+	bl, err := BenchBaseline(ctx, filepath.Join(rels, warm.Version, o.Release.Env.Release.Binary), filepath.Join(rels, rel.Version, o.Release.Env.Release.Binary), envFile, o.RPS)
+	if err != nil {
+		return res, fmt.Errorf("baseline: %w", err)
+	}
+	fmt.Fprintf(o.Out, "baseline (spec path 2: restart the API on its own port): failed_requests=%d of %d, gap_ms=%.0f\n", bl.Failed, bl.Requests, ms(bl.Gap))
 	return res, nil
 }
 
@@ -201,4 +215,85 @@ func BenchOptionsFromEnv() (BenchOptions, error) {
 	}
 	o.Version = "" // the bench names its own versions
 	return BenchOptions{Release: o, EdgeURL: o.Env.URL(o.Env.Twin.Ports.Edge), RPS: float64(o.Env.Load.TargetRPS()), Out: o.Out}, nil
+}
+
+// Baseline is the spec's code-update path 2 measured the same way: the API binds its own
+// port (no socket held across processes) and a release restarts it — stop the old process,
+// start the new one — while the same load hits the port directly.
+type Baseline struct {
+	Failed   uint64
+	Requests uint64
+	Gap      time.Duration // from stopping the old process to the new one answering /health
+}
+
+// BenchBaseline restarts from binary a to binary b under rps for a few seconds.
+func BenchBaseline(ctx context.Context, a, b, envFile string, rps float64) (Baseline, error) {
+	var res Baseline
+	all, err := ReadEnvFile(envFile)
+	if err != nil {
+		return res, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return res, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	env := []string{"PATH=/usr/bin:/bin", "ZMANIM_LISTEN=" + addr}
+	for k, v := range all {
+		if k != "ZMANIM_ORIGIN_VERIFY_SECRET" && k != "ZMANIM_FAIL_IF_VERSION" {
+			env = append(env, k+"="+v)
+		}
+	}
+	url := "http://" + addr
+	hc := &http.Client{Timeout: 2 * time.Second}
+	start := func(bin string) (*exec.Cmd, error) {
+		cmd := exec.Command(bin, "serve")
+		cmd.Env = env
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, code, err := GetHealth(ctx, hc, url+"/health", nil); err == nil && code == 200 {
+				return cmd, nil
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("baseline: %s did not answer /health on %s", bin, addr)
+	}
+	old, err := start(a)
+	if err != nil {
+		return res, err
+	}
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan *loadtest.Result, 1)
+	go func() {
+		r, _ := loadtest.Run(lctx, loadtest.Plan{Name: "baseline", Plain: true, Stages: []loadtest.Stage{loadtest.Constant("steady", rps, time.Minute)},
+			Source: loadtest.SourceFunc(func(i uint64, r *loadtest.Request) { r.Method, r.URL = "GET", fmt.Sprintf("%s/health?i=%d", url, i) })})
+		done <- r
+	}()
+	time.Sleep(2 * time.Second)
+	t0 := time.Now()
+	_ = old.Process.Signal(syscall.SIGTERM)
+	_ = old.Wait()
+	nw, err := start(b)
+	res.Gap = time.Since(t0)
+	time.Sleep(2 * time.Second)
+	stop()
+	r := <-done
+	if nw != nil {
+		_ = nw.Process.Signal(syscall.SIGTERM)
+		_ = nw.Wait()
+	}
+	if err != nil {
+		return res, err
+	}
+	for _, s := range r.Totals() {
+		res.Requests += s.Requests
+		res.Failed += s.Failed
+	}
+	return res, nil
 }
