@@ -10,7 +10,7 @@ import (
 
 // Release ships the API to the box: build, verify, upload, zero-downtime switch, health gate, rollback.
 //
-// Steps: cross-compile (linux/arm64 for the box, plus the host arch for the twin, and zops-box), smoke-test the
+// On the local twin (the default) it brings the twin up first if it is not running. Steps: cross-compile (linux/arm64 for the box, plus the host arch for the twin, and zops-box), smoke-test the
 // arm64 binary under qemu, package (sha256, manifest), take the deploy lock, upload to the
 // releases bucket under an immutable key, switch the box (download, verify, install side by
 // side, atomic symlink swap, socket handover), health gate with automatic rollback, record
@@ -29,12 +29,25 @@ import (
 // Related: release:rollback [VERSION], release:history (aliases of releases:rollback and
 // releases:history; Go cannot name a namespace type and this function both Release).
 func Release(ctx context.Context) error {
-	o, err := release.OptionsFromEnv()
+	o, err := releaseOptions(ctx)
 	if err != nil {
 		return err
 	}
 	_, err = release.Release(ctx, o)
 	return err
+}
+
+// releaseOptions reads the options and, on the twin, brings it up first (a no-op in seconds
+// when it runs), so a fresh clone's first `go tool mage release` works.
+func releaseOptions(ctx context.Context) (release.Options, error) {
+	o, err := release.OptionsFromEnv()
+	if err != nil {
+		return o, err
+	}
+	if o.Env.IsTwin() && !o.DryRun {
+		mg.CtxDeps(ctx, Twin.Up)
+	}
+	return o, nil
 }
 
 // Releases holds the release history and rollback; `release:rollback` and `release:history`
@@ -45,7 +58,7 @@ type Releases mg.Namespace
 // VERSION is "" (`go tool mage release:rollback ""`), with the same lock, health gate and
 // history as a release. Options: ZOPS_ENV, ZOPS_DRY_RUN, ZOPS_LOCK_WAIT, ZOPS_MESSAGE.
 func (Releases) Rollback(ctx context.Context, version string) error {
-	o, err := release.OptionsFromEnv()
+	o, err := releaseOptions(ctx)
 	if err != nil {
 		return err
 	}
