@@ -85,6 +85,9 @@ type SSMDeployer struct {
 	InstanceID string // config instance.instance_id; else found by the tag Name=<NameTag>
 	NameTag    string
 	Bucket     string
+	Region     string
+	Health     time.Duration // release.health_timeout, passed to the agent
+	Keep       int           // release.keep, installed releases kept on the box
 	Timeout    time.Duration // whole command (health gate and rollback included)
 	Poll       time.Duration
 	Comment    string
@@ -104,7 +107,17 @@ var ErrRemote = errors.New("remote deploy failed")
 
 // Command is the shell command sent to the box.
 func (s *SSMDeployer) Command(version string) string {
-	return fmt.Sprintf("%s deploy --bucket %s %s", ZopsBox, shellQuote(s.Bucket), shellQuote(version))
+	cmd := fmt.Sprintf("%s deploy --bucket %s", ZopsBox, shellQuote(s.Bucket))
+	if s.Region != "" {
+		cmd += " --region " + shellQuote(s.Region)
+	}
+	if s.Health > 0 {
+		cmd += " --health-timeout " + s.Health.String()
+	}
+	if s.Keep > 0 {
+		cmd += fmt.Sprintf(" --keep %d", s.Keep)
+	}
+	return cmd + " " + shellQuote(version)
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

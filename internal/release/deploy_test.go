@@ -88,7 +88,7 @@ func TestSSMDeployer(t *testing.T) {
 			defer srv.Close()
 			var out bytes.Buffer
 			d := &SSMDeployer{SSM: ssm.NewFromConfig(sdkConfig(srv.URL)), InstanceID: "i-0abc", Bucket: "zmanim-releases-prod",
-				Timeout: time.Minute, Poll: time.Millisecond, Comment: "zops release by me", Out: &out}
+				Region: "eu-west-1", Health: 30 * time.Second, Keep: 10, Timeout: time.Minute, Poll: time.Millisecond, Comment: "zops release by me", Out: &out}
 			if d.Where() != "i-0abc over SSM Run Command" {
 				t.Errorf("Where() = %q", d.Where())
 			}
@@ -106,7 +106,7 @@ func TestSSMDeployer(t *testing.T) {
 				t.Fatalf("sent %v", f.sent)
 			}
 			params := jsonOf(f.sent["Parameters"])
-			if !strings.Contains(params, `/opt/zmanim/bin/zops-box deploy --bucket 'zmanim-releases-prod' 'v2'`) {
+			if !strings.Contains(params, `/opt/zmanim/bin/zops-box deploy --bucket 'zmanim-releases-prod' --region 'eu-west-1' --health-timeout 30s --keep 10 'v2'`) {
 				t.Fatalf("command %s", params)
 			}
 			if f.polls != 4 {

@@ -162,7 +162,8 @@ func wire(ctx context.Context, o Options) (*wiring, error) {
 	}
 	w.deployer = &SSMDeployer{
 		SSM: c.SSM, EC2: c.EC2, InstanceID: o.Env.Instance.InstanceID, NameTag: "zmanim-" + o.Env.Name + "-box",
-		Bucket: o.Env.Buckets.Releases, Timeout: o.Env.Release.HealthTimeout.D()*2 + 2*time.Minute,
+		Bucket: o.Env.Buckets.Releases, Region: o.Env.Region, Health: o.Env.Release.HealthTimeout.D(), Keep: o.Env.Release.Keep,
+		Timeout: o.Env.Release.HealthTimeout.D()*2 + 2*time.Minute,
 		Comment: "zops release by " + o.Who, Out: o.Out,
 	}
 	return w, nil
