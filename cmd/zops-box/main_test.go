@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunReloadStatus runs the agent as systemd would (socket on fd 3 with LISTEN_FDS) over
+// a fake API, then reloads it with `zops-box reload` and reads `status` and `logs`.
+func TestRunReloadStatus(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "zops-box")
+	fake := filepath.Join(dir, "fakeapi")
+	for out, pkg := range map[string]string{bin: ".", fake: "../../internal/box/testdata/fakeapi"} {
+		if o, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, o)
+		}
+	}
+	root := filepath.Join(dir, "root")
+	for _, v := range []string{"v1", "v2"} {
+		d := filepath.Join(root, "opt", "zmanim", "releases", v)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(fake)
+		if err := os.WriteFile(filepath.Join(d, "zmanim-api"), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(v string) {
+		tmp := filepath.Join(root, "opt", "zmanim", "current.tmp")
+		_ = os.Remove(tmp)
+		if err := os.Symlink(filepath.Join("releases", v), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(root, "opt", "zmanim", "current")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link("v1")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(root, "etc", "zmanim"), 0o755))
+	must(os.MkdirAll(filepath.Join(root, "run", "zmanim"), 0o755))
+	must(os.WriteFile(filepath.Join(root, "etc", "zmanim", "api.env"), nil, 0o600))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	defer ln.Close()
+	lf, err := ln.(*net.TCPListener).File()
+	must(err)
+	run := exec.Command(bin, "run", "--root", root, "--binary", filepath.Join(root, "opt", "zmanim", "current", "zmanim-api"),
+		"--env-file", filepath.Join(root, "etc", "zmanim", "api.env"), "--unit", "../../deploy/systemd/zmanim-api.service")
+	run.Env = []string{"LISTEN_FDS=1", "PATH=/usr/bin:/bin"}
+	run.ExtraFiles = []*os.File{lf}
+	var out strings.Builder
+	run.Stdout, run.Stderr = &out, &out
+	must(run.Start())
+	defer func() { _ = run.Process.Kill(); _ = run.Wait() }()
+	lf.Close()
+	health := func() string {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/health")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		var h struct{ Version string }
+		_ = json.NewDecoder(resp.Body).Decode(&h)
+		return h.Version
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for health() != "v1" {
+		if time.Now().After(deadline) {
+			t.Fatalf("v1 never served; agent output:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ctl := func(args ...string) string {
+		o, err := exec.Command(bin, append(args, "--root", root)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("zops-box %v: %v\n%s", args, err, o)
+		}
+		return string(o)
+	}
+	link("v2")
+	if o := ctl("reload"); !strings.Contains(o, "reloaded: v2") {
+		t.Fatalf("reload: %s", o)
+	}
+	if v := health(); v != "v2" {
+		t.Fatalf("serving %s after reload", v)
+	}
+	if o := ctl("status"); !strings.Contains(o, `"version": "v2"`) || !strings.Contains(o, `"state": "running"`) {
+		t.Fatalf("status: %s", o)
+	}
+	if o := ctl("logs"); !strings.Contains(o, "v2") {
+		t.Fatalf("logs: %s", o)
+	}
+	// Without a socket from systemd it refuses to run.
+	o, err := exec.Command(bin, "run", "--root", root).CombinedOutput()
+	if err == nil || !strings.Contains(string(o), "LISTEN_FDS") {
+		t.Fatalf("run without a socket: %v %s", err, o)
+	}
+}
