@@ -55,7 +55,7 @@ func TwinEndpoints(env *config.Env) Endpoints {
 }
 
 // TwinDistributionID is the distribution id the twin's edge reports.
-const TwinDistributionID = "ETWINLOCAL0001"
+const TwinDistributionID = config.TwinDistributionID
 
 // New returns the clients for env.
 func New(ctx context.Context, env *config.Env) (*Clients, error) {

@@ -489,6 +489,9 @@ const (
 	ParamAMI          = "ami-id"
 )
 
+// TwinDistributionID is the CloudFront distribution id of the twin's edge.
+const TwinDistributionID = "ETWINLOCAL0001"
+
 // IsTwin reports whether the environment is the local twin.
 func (e *Env) IsTwin() bool { return e.Kind == KindTwin }
 

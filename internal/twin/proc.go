@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -156,4 +158,24 @@ func tcpUp(ctx context.Context, addr string) error {
 		return err
 	}
 	return c.Close()
+}
+
+// lock serializes twin:up, twin:down and twin:reset across processes (several terminals or
+// test runs may start the twin at once). It blocks until the lock is free.
+func (t *Twin) lock(out io.Writer) (func(), error) {
+	if err := os.MkdirAll(string(t.st), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(string(t.st), ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		fmt.Fprintln(out, "twin: waiting for another twin:up/down in this state directory")
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock twin state: %w", err)
+		}
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }

@@ -74,6 +74,11 @@ func (t *Twin) step(name string, f func() error) error {
 // what this call started is stopped again so nothing is left half-started.
 func (t *Twin) Up(ctx context.Context) (err error) {
 	start := time.Now()
+	unlock, err := t.lock(t.out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	fmt.Fprintf(t.out, "twin: bringing up the local twin in %s\n", t.st)
 	defer func() {
 		if err != nil && len(t.started) > 0 {
@@ -176,7 +181,9 @@ func (t *Twin) seed(ctx context.Context, bin string) error {
 }
 
 func goBuild(ctx context.Context, root, out, pkg, ldflags string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg)
+	// No -trimpath: these are local binaries, and sharing the build cache with `go test` and
+	// mage keeps the first twin:up from compiling every dependency twice.
+	cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", ldflags, "-o", out, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -274,6 +281,11 @@ func (t *Twin) BoxClient() *box.Client {
 
 // Down stops every component; data stays in the state directory.
 func (t *Twin) Down(ctx context.Context) error {
+	unlock, err := t.lock(t.out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	fmt.Fprintln(t.out, "twin: stopping")
 	t.stopComponents(ctx, []string{"zops-twind", "redis", "postgres", "kumo", "versitygw"})
 	return nil
@@ -309,6 +321,11 @@ func (t *Twin) Reset(ctx context.Context) error {
 	if err := t.Down(ctx); err != nil {
 		return err
 	}
+	unlock, err := t.lock(t.out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	dir := string(t.st)
 	if dir == "" || dir == "/" || !strings.Contains(dir, ".state") && os.Getenv("ZOPS_STATE_DIR") == "" {
 		return fmt.Errorf("refusing to delete %q: not a twin state directory", dir)

@@ -22,7 +22,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/box"
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/edge"
@@ -137,7 +136,7 @@ func Run(ctx context.Context, env *config.Env, unitsDir string) error {
 				S3:  &edge.S3Auth{Region: env.Region, Credentials: credentials.NewStaticCredentialsProvider(sec.S3AccessKey, sec.S3SecretKey, "")},
 			},
 		},
-		DistributionID: awsx.TwinDistributionID,
+		DistributionID: config.TwinDistributionID,
 		Logger:         logger.With("component", "edge"),
 	})
 	if err != nil {
