@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -284,6 +285,7 @@ func (e *engine) open(si int32, st Stage, stageStart time.Time) {
 			} else {
 				e.dropped.Add(1)
 				ph.dropped.Add(1)
+				e.rec.recordDropped()
 			}
 		}
 	}
@@ -439,4 +441,33 @@ func (e *engine) progressLoop() func() {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+// Steady is a plan that sends rate requests per second for d through the edge at target,
+// cycling through paths (GET), with per-second windows: what a caller needs to watch an
+// operation (a binary swap, a failover) under load. Responses are classified like any other
+// run; with no paths it requests "/health".
+func Steady(target string, rate float64, d time.Duration, paths ...string) Plan {
+	if len(paths) == 0 {
+		paths = []string{"/health"}
+	}
+	base := strings.TrimSuffix(target, "/")
+	urls := make([]string, len(paths))
+	kinds := make([]Kind, len(paths))
+	for i, p := range paths {
+		urls[i] = base + p
+		switch {
+		case strings.HasPrefix(p, "/api/publisher/"), strings.HasPrefix(p, "/api/admin/"):
+			kinds[i] = KindPrivate
+		case strings.HasPrefix(p, "/api/"), p == "/health":
+			kinds[i] = KindAPI
+		default:
+			kinds[i] = KindFrontend
+		}
+	}
+	src := SourceFunc(func(iter uint64, r *Request) {
+		i := int(iter % uint64(len(urls)))
+		r.URL, r.Kind = urls[i], kinds[i]
+	})
+	return Plan{Name: "steady", Target: target, Stages: []Stage{Constant("steady", rate, d)}, Source: src, Window: time.Second}
 }

@@ -63,7 +63,7 @@ func TestEngineCountsDroppedInsteadOfSlowingDown(t *testing.T) {
 	// 3-4 requests, so ~17 are sent and the rest must be dropped, not queued or delayed.
 	start := time.Now()
 	res, err := Run(context.Background(), Plan{
-		Source: fixedSource(srv.URL + "/slow"), MaxWorkers: 5, PreAllocated: 1,
+		Source: fixedSource(srv.URL + "/slow"), MaxWorkers: 5, PreAllocated: 1, Window: 500 * time.Millisecond,
 		Stages: []Stage{Constant("slow", 100, time.Second)},
 	})
 	if err != nil {
@@ -79,6 +79,13 @@ func TestEngineCountsDroppedInsteadOfSlowingDown(t *testing.T) {
 	}
 	if sent > 25 || res.Dropped() < 75 {
 		t.Errorf("sent %d dropped %d: expected most arrivals dropped with 5 workers", sent, res.Dropped())
+	}
+	var wd uint64
+	for _, w := range res.Windows {
+		wd += w.Dropped
+	}
+	if wd != res.Dropped() {
+		t.Errorf("windows count %d dropped, phases %d", wd, res.Dropped())
 	}
 	if elapsed > 2*time.Second {
 		t.Errorf("run took %v: a slow target must not stretch the run", elapsed)
@@ -210,5 +217,44 @@ func TestHistogramQuantiles(t *testing.T) {
 	}
 	if _, err := HistogramFromData(HistogramData{Buckets: [][2]uint64{{1 << 20, 1}}}); err == nil {
 		t.Error("want error for bad bucket index")
+	}
+}
+
+// TestSteadyShowsAnOutageInItsWindow is the release bench's use: steady load while the
+// target fails for a while; the failures must land in the windows of the outage.
+func TestSteadyShowsAnOutageInItsWindow(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if el := time.Since(start); el > 1100*time.Millisecond && el < 1900*time.Millisecond {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("X-Cache", "Miss from cloudfront")
+	}))
+	defer srv.Close()
+	plan := Steady(srv.URL, 100, 3*time.Second, "/api/zmanim?lat=1&lon=2", "/")
+	res, err := Run(context.Background(), plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Windows) != 3 {
+		t.Fatalf("%d windows, want 3", len(res.Windows))
+	}
+	if w := res.Windows[0]; w.Failed != 0 || w.Requests < 95 || w.P95 <= 0 {
+		t.Errorf("window 0 = %+v, want ~100 requests, none failed", w)
+	}
+	if w := res.Windows[1]; w.Failed < 70 || w.Failed > 95 {
+		t.Errorf("window 1 has %d failed, want ~80 (the outage from 1.1 s to 1.9 s)", w.Failed)
+	}
+	if w := res.Windows[2]; w.Failed != 0 {
+		t.Errorf("window 2 has %d failed, want 0", w.Failed)
+	}
+	classes := map[string]bool{}
+	for _, s := range res.Totals() {
+		classes[s.Class] = true
+	}
+	if !classes["uncached"] || !classes["frontend"] {
+		t.Errorf("classes %v", classes)
 	}
 }

@@ -52,8 +52,9 @@ type Series struct {
 // Window is the aggregate of all regions and classes over one time window.
 type Window struct {
 	Start    time.Time     `json:"start"`
-	Requests uint64        `json:"requests"`
+	Requests uint64        `json:"requests"` // requests sent in the window (responses and transport errors)
 	Failed   uint64        `json:"failed"`
+	Dropped  uint64        `json:"dropped"` // arrivals in the window that found no free worker
 	P50      time.Duration `json:"p50"`
 	P95      time.Duration `json:"p95"`
 	P99      time.Duration `json:"p99"`
@@ -220,10 +221,10 @@ func (r *recorder) series(ph *phaseRec, region int, c Class) *Series {
 	return s
 }
 
-func (r *recorder) window(t time.Time, d time.Duration, failed bool) {
+func (r *recorder) windowAt(t time.Time) int {
 	w := r.plan.Window
 	if w <= 0 {
-		return
+		return -1
 	}
 	i := int(t.Sub(r.start) / w)
 	if i < 0 {
@@ -232,6 +233,23 @@ func (r *recorder) window(t time.Time, d time.Duration, failed bool) {
 	for len(r.windows) <= i {
 		r.windows = append(r.windows, &Window{Start: r.start.Add(time.Duration(len(r.windows)) * w)})
 		r.winHist = append(r.winHist, &Histogram{})
+	}
+	return i
+}
+
+func (r *recorder) recordDropped() {
+	if r.plan.Window <= 0 {
+		return
+	}
+	r.mu.Lock()
+	r.windows[r.windowAt(time.Now())].Dropped++
+	r.mu.Unlock()
+}
+
+func (r *recorder) window(t time.Time, d time.Duration, failed bool) {
+	i := r.windowAt(t)
+	if i < 0 {
+		return
 	}
 	r.windows[i].Requests++
 	if failed {
