@@ -100,6 +100,10 @@ var errBadHistogram = errors.New("histogram bucket index out of range")
 type item struct {
 	iter  uint64
 	stage int32
+	// due is when the pacer scheduled the arrival (zero in the closed model). Windows count
+	// arrivals by due time, so their request counts follow the plan exactly even when the
+	// machine is busy and a send happens a little late.
+	due time.Time
 }
 
 type engine struct {
@@ -276,7 +280,7 @@ func (e *engine) open(si int32, st Stage, stageStart time.Time) {
 			return
 		}
 		ph.scheduled.Add(1)
-		it := item{iter: e.scheduled.Add(1), stage: si}
+		it := item{iter: e.scheduled.Add(1), stage: si, due: due}
 		select {
 		case e.work <- it:
 		default:
@@ -285,7 +289,7 @@ func (e *engine) open(si int32, st Stage, stageStart time.Time) {
 			} else {
 				e.dropped.Add(1)
 				ph.dropped.Add(1)
-				e.rec.recordDropped()
+				e.rec.recordDropped(due)
 			}
 		}
 	}
@@ -360,7 +364,7 @@ func (e *engine) do(it item, req *Request) {
 	if err != nil {
 		e.failed.Add(1)
 		e.completed.Add(1)
-		e.rec.recordError(it.stage, req.Region, req.Kind, "bad request: "+err.Error())
+		e.rec.recordError(it.stage, req.Region, req.Kind, "bad request: "+err.Error(), windowTime(it))
 		return
 	}
 	if req.Header != nil {
@@ -371,7 +375,7 @@ func (e *engine) do(it item, req *Request) {
 	if err != nil {
 		e.failed.Add(1)
 		e.completed.Add(1)
-		e.rec.recordError(it.stage, req.Region, req.Kind, errorKind(err))
+		e.rec.recordError(it.stage, req.Region, req.Kind, errorKind(err), windowTime(it))
 		return
 	}
 	ttfb := time.Since(t0)
@@ -380,18 +384,27 @@ func (e *engine) do(it item, req *Request) {
 	dur := time.Since(t0)
 	failed := resp.StatusCode >= 400 || cerr != nil
 	if e.plan.Plain {
-		e.rec.recordPlain(it.stage, t0, dur, failed)
+		e.rec.recordPlain(it.stage, windowTimeOr(it, t0), dur, failed)
 	} else {
 		c := Classify(req.Kind, resp.Header)
 		if c.Leak {
 			failed = true
 		}
-		e.rec.record(it.stage, req.Region, c, t0, ttfb, dur, failed, resp.StatusCode)
+		e.rec.record(it.stage, req.Region, c, windowTimeOr(it, t0), ttfb, dur, failed, resp.StatusCode)
 	}
 	if failed {
 		e.failed.Add(1)
 	}
 	e.completed.Add(1)
+}
+
+func windowTime(it item) time.Time { return windowTimeOr(it, time.Now()) }
+
+func windowTimeOr(it item, t time.Time) time.Time {
+	if it.due.IsZero() {
+		return t
+	}
+	return it.due
 }
 
 func errorKind(err error) string {

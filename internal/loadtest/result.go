@@ -237,12 +237,12 @@ func (r *recorder) windowAt(t time.Time) int {
 	return i
 }
 
-func (r *recorder) recordDropped() {
+func (r *recorder) recordDropped(due time.Time) {
 	if r.plan.Window <= 0 {
 		return
 	}
 	r.mu.Lock()
-	r.windows[r.windowAt(time.Now())].Dropped++
+	r.windows[r.windowAt(due)].Dropped++
 	r.mu.Unlock()
 }
 
@@ -305,7 +305,7 @@ func (r *recorder) record(stage int32, region int, c Classification, t0 time.Tim
 
 // recordError counts a request that got no response. It is filed under the class its kind
 // would have had from the origin (the tier is unknown).
-func (r *recorder) recordError(stage int32, region int, k Kind, kind string) {
+func (r *recorder) recordError(stage int32, region int, k Kind, kind string, at time.Time) {
 	c := ClassUncached
 	switch k {
 	case KindPrivate:
@@ -329,7 +329,7 @@ func (r *recorder) recordError(stage int32, region int, k Kind, kind string) {
 	} else {
 		ph.errors["other"]++
 	}
-	r.window(time.Now(), -1, true)
+	r.window(at, -1, true)
 	r.mu.Unlock()
 }
 
