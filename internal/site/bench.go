@@ -77,8 +77,11 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	}
 	defer os.RemoveAll(tmp)
 	ep := o.Endpoint
+	if ep.Region == "" {
+		ep.Region = "us-east-1"
+	}
 	if ep.URL == "" {
-		stop, started, err := StartVersitygw(ctx, o.Versitygw, filepath.Join(tmp, "s3"))
+		stop, started, err := StartVersitygw(ctx, o.Versitygw, filepath.Join(tmp, "s3"), ep.Region)
 		if err != nil {
 			return nil, err
 		}
@@ -99,7 +102,7 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		defer emptyAndDrop(context.WithoutCancel(ctx), client, b)
 	}
 	awsCfg := filepath.Join(tmp, "aws-config")
-	if err := os.WriteFile(awsCfg, []byte("[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n"), 0o600); err != nil {
+	if err := os.WriteFile(awsCfg, []byte("[default]\nregion = "+ep.Region+"\ns3 =\n  addressing_style = path\n"), 0o600); err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(tmp, "out")
@@ -124,7 +127,7 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	runAWS := func() (time.Duration, error) {
 		cmd := exec.CommandContext(ctx, o.AWS, "s3", "sync", dir, "s3://"+theirs, "--endpoint-url", ep.URL, "--only-show-errors", "--no-progress")
 		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+ep.AccessKey, "AWS_SECRET_ACCESS_KEY="+ep.SecretKey,
-			"AWS_CONFIG_FILE="+awsCfg, "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=")
+			"AWS_CONFIG_FILE="+awsCfg, "AWS_DEFAULT_REGION="+ep.Region, "AWS_REGION="+ep.Region, "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=")
 		var stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 		t0 := time.Now()
@@ -235,7 +238,7 @@ func FindVersitygw(ctx context.Context) (string, error) {
 
 // StartVersitygw starts a throwaway versitygw (posix backend in dataDir) on a free loopback
 // port and returns a stop function and its endpoint.
-func StartVersitygw(ctx context.Context, bin, dataDir string) (func(), Endpoint, error) {
+func StartVersitygw(ctx context.Context, bin, dataDir, region string) (func(), Endpoint, error) {
 	if bin == "" {
 		var err error
 		if bin, err = FindVersitygw(ctx); err != nil {
@@ -253,8 +256,9 @@ func StartVersitygw(ctx context.Context, bin, dataDir string) (func(), Endpoint,
 	l.Close()
 	key := make([]byte, 12)
 	rand.Read(key)
-	ep := Endpoint{URL: "http://" + addr, AccessKey: "bench", SecretKey: hex.EncodeToString(key)}
-	cmd := exec.Command(bin, "--access", ep.AccessKey, "--secret", ep.SecretKey, "--port", addr, "--quiet", "posix", dataDir)
+	ep := Endpoint{URL: "http://" + addr, AccessKey: "bench", SecretKey: hex.EncodeToString(key), Region: region}
+	// The same flags as the twin's versitygw (internal/twin), so both measure the same server.
+	cmd := exec.Command(bin, "--access", ep.AccessKey, "--secret", ep.SecretKey, "--port", addr, "--region", region, "--quiet", "posix", dataDir)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		return nil, Endpoint{}, fmt.Errorf("start versitygw: %w", err)

@@ -14,17 +14,29 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/testenv"
 )
 
-// s3env returns the test S3 endpoint (real versitygw through testenv).
+// s3env returns the test S3 endpoint (real versitygw through testenv). The server checks the
+// signing region: it is ZOPS_TEST_S3_REGION, else the configured environment's (the twin
+// starts versitygw with it).
 func s3env(t *testing.T) Endpoint {
 	t.Helper()
-	return Endpoint{
+	ep := Endpoint{
 		URL:       testenv.Require(t, testenv.S3Endpoint),
 		AccessKey: testenv.Require(t, testenv.S3AccessKey),
 		SecretKey: testenv.Require(t, testenv.S3SecretKey),
+		Region:    os.Getenv("ZOPS_TEST_S3_REGION"),
 	}
+	if ep.Region == "" {
+		env, err := config.Load()
+		if err != nil {
+			t.Fatalf("load config for the S3 region: %v", err)
+		}
+		ep.Region = env.Region
+	}
+	return ep
 }
 
 // newBucket creates a fresh bucket and returns a store on it.

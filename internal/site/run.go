@@ -72,6 +72,9 @@ func RunBench(ctx context.Context) error {
 	if o.Endpoint.URL == "" {
 		o.Endpoint = twinS3(ctx)
 	}
+	if o.Endpoint.Region == "" {
+		o.Endpoint.Region = os.Getenv("ZOPS_S3_REGION")
+	}
 	res, err := Bench(ctx, o)
 	if err != nil {
 		return err
