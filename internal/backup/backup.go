@@ -156,7 +156,7 @@ func (j *Job) BackupPG(ctx context.Context) (restic.BackupSummary, error) {
 	if err != nil {
 		return restic.BackupSummary{}, err
 	}
-	if err := os.MkdirAll(j.ScratchDir, 0o700); err != nil {
+	if err := os.MkdirAll(j.ScratchDir, 0o711); err != nil {
 		return restic.BackupSummary{}, fmt.Errorf("scratch dir: %w", err)
 	}
 	env, cleanup, err := j.pgEnv(j.PG)

@@ -22,7 +22,7 @@ func (j *Job) exclusive(name string, fn func(context.Context) error) func(contex
 		if j.ScratchDir == "" {
 			return fn(ctx)
 		}
-		if err := os.MkdirAll(j.ScratchDir, 0o700); err != nil {
+		if err := os.MkdirAll(j.ScratchDir, 0o711); err != nil {
 			return fmt.Errorf("%s: scratch dir: %w", name, err)
 		}
 		path := filepath.Join(j.ScratchDir, strings.ReplaceAll(name, ":", "-")+".lock")

@@ -160,6 +160,9 @@ hot_standby = on
 		if err := chownTree(dir, int(p.runAs.Uid), int(p.runAs.Gid)); err != nil {
 			return nil, fmt.Errorf("restore: chown %s: %w", dir, err)
 		}
+		if err := reachable(j.ScratchDir, dir); err != nil {
+			return nil, err
+		}
 	}
 	p.LogFile = filepath.Join(dir, "postgres.log")
 	cmd := exec.CommandContext(ctx, p.pgCtl, "-D", p.DataDir, "-l", p.LogFile, "-w", "-t", "600", "start")
@@ -176,6 +179,9 @@ hot_standby = on
 	}
 	p.Seconds = time.Since(start).Seconds()
 	p.StopHint = fmt.Sprintf("%s -D %s stop", p.pgCtl, p.DataDir)
+	if p.runAs != nil {
+		p.StopHint = fmt.Sprintf("su postgres -c '%s'", p.StopHint)
+	}
 	j.logf("restore: scratch PostgreSQL at %s (data %s) reached %s in %.1fs; stop it with: %s",
 		p.Conn, p.DataDir, p.Target.Format(time.RFC3339), p.Seconds, p.StopHint)
 	return p, nil
@@ -390,6 +396,26 @@ func runAs() (*syscall.Credential, error) {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// reachable makes sure the postgres user can enter dir: our own scratch directory is opened
+// for traversal (0711, no listing); any other ancestor lacking o+x is reported.
+func reachable(scratch, dir string) error {
+	if scratch != "" {
+		if fi, err := os.Stat(scratch); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			_ = os.Chmod(scratch, fi.Mode().Perm()|0o011)
+		}
+	}
+	abs, _ := filepath.Abs(dir)
+	for d := filepath.Dir(abs); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("restore: the postgres user cannot enter %s (mode %v): run `chmod o+x %s` or set ZOPS_BACKUP_RESTORE_DIR elsewhere", d, fi.Mode().Perm(), d)
+		}
+		if d == "/" || d == "." {
+			return nil
+		}
+	}
 }
 
 func chownTree(dir string, uid, gid int) error {

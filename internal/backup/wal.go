@@ -66,7 +66,7 @@ func (j *Job) BaseBackup(ctx context.Context) (restic.BackupSummary, error) {
 	if err != nil {
 		return restic.BackupSummary{}, err
 	}
-	if err := os.MkdirAll(j.ScratchDir, 0o700); err != nil {
+	if err := os.MkdirAll(j.ScratchDir, 0o711); err != nil {
 		return restic.BackupSummary{}, fmt.Errorf("scratch dir: %w", err)
 	}
 	if _, err := j.Repo.EnsureInit(ctx); err != nil {

@@ -204,7 +204,9 @@ func errorLines(tail []string) []string {
 
 // Exists reports whether the repository has been initialised.
 func (r *Repo) Exists(ctx context.Context) (bool, error) {
-	_, err := r.run(ctx, "cat", []string{"config"}, false, nil, io.Discard, nil)
+	q := *r
+	q.Log = nil // a missing repository is an answer here, not an error worth showing
+	_, err := q.run(ctx, "cat", []string{"config"}, false, nil, io.Discard, nil)
 	if err == nil {
 		return true, nil
 	}
