@@ -181,9 +181,6 @@ func TestStory7_4_6_BootScript_FormatsOnlyBlankVolume_Trap4(t *testing.T) {
 
 // 7.9.4: parameters become NAME="value" lines in a 0640 file; the agent config is left out.
 func TestStory7_9_4_BootScript_ExportsParameters(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("write_env installs a root-owned directory; run as root (CI containers are)")
-	}
 	dir := t.TempDir()
 	script := renderTestScript(t, dir)
 	params := map[string]any{"Parameters": []map[string]string{

@@ -81,7 +81,7 @@ mount_data() {
 write_env() {
 	local dir tmp
 	dir="$(dirname "$ENV_FILE")"
-	install -d -m 0750 -o root -g "$SERVICE_GROUP" "$dir"
+	install -d -m 0750 -g "$SERVICE_GROUP" "$dir" # owned by root: cloud-init runs this as root
 	tmp="$(mktemp "$dir/.env.XXXXXX")"
 	chmod 0640 "$tmp"
 	chgrp "$SERVICE_GROUP" "$tmp"
