@@ -134,8 +134,12 @@ func (e *Edge) ControlHandler() http.Handler {
 	return mux
 }
 
+func (e *Edge) knows(id string) bool {
+	return !e.opts.StrictDistributionID || id == e.opts.DistributionID
+}
+
 func (e *Edge) createInvalidation(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("id") != e.opts.DistributionID {
+	if !e.knows(r.PathValue("id")) {
 		e.apiError(w, http.StatusNotFound, "NoSuchDistribution", "The specified distribution does not exist.")
 		return
 	}
@@ -161,12 +165,12 @@ func (e *Edge) createInvalidation(w http.ResponseWriter, r *http.Request) {
 		e.apiError(w, http.StatusBadRequest, "InvalidArgument", err.Error())
 		return
 	}
-	w.Header().Set("Location", "/2020-05-31/distribution/"+e.opts.DistributionID+"/invalidation/"+id)
+	w.Header().Set("Location", "/2020-05-31/distribution/"+r.PathValue("id")+"/invalidation/"+id)
 	e.writeInvalidation(w, http.StatusCreated, id)
 }
 
 func (e *Edge) getInvalidation(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("id") != e.opts.DistributionID {
+	if !e.knows(r.PathValue("id")) {
 		e.apiError(w, http.StatusNotFound, "NoSuchDistribution", "The specified distribution does not exist.")
 		return
 	}
@@ -190,7 +194,7 @@ type xmlInvalidationList struct {
 }
 
 func (e *Edge) listInvalidations(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("id") != e.opts.DistributionID {
+	if !e.knows(r.PathValue("id")) {
 		e.apiError(w, http.StatusNotFound, "NoSuchDistribution", "The specified distribution does not exist.")
 		return
 	}

@@ -45,7 +45,7 @@ import (
 
 // Defaults of the twin distribution.
 const (
-	TwinDistributionID = "E2TWINZMANIM01"
+	TwinDistributionID = config.TwinDistributionID
 	TwinDomainName     = "d2twinzmanim01.cloudfront.net"
 	TwinPop            = "TWN1-P1"
 	// TierHeader is the twin-only response header naming the tier that answered.
@@ -84,8 +84,11 @@ type Options struct {
 	Origins map[string]OriginTarget // by origin id
 
 	DistributionID string // default TwinDistributionID
-	DomainName     string // the distribution's domain, used in Via; default TwinDomainName
-	Pop            string // X-Amz-Cf-Pop when no latency profile names one; default TwinPop
+	// StrictDistributionID makes the control API answer NoSuchDistribution for any other id;
+	// by default the twin answers to every id, so clients configured with another one work.
+	StrictDistributionID bool
+	DomainName           string // the distribution's domain, used in Via; default TwinDomainName
+	Pop                  string // X-Amz-Cf-Pop when no latency profile names one; default TwinPop
 
 	// Latency hooks, off unless Latency.Enabled; changeable at run time through the control
 	// handler (PUT /_twin/latency).

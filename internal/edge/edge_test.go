@@ -395,6 +395,14 @@ func TestInvalidationThroughCloudFrontAPI(t *testing.T) {
 	if err != nil || aws.ToInt32(list.InvalidationList.Quantity) != int32(len(tests)) || list.InvalidationList.Items[0].Status == nil {
 		t.Fatalf("ListInvalidations: %+v %v", list, err)
 	}
+	// The twin answers to any id unless told to be strict.
+	if _, err := cf.CreateInvalidation(context.Background(), &cloudfront.CreateInvalidationInput{
+		DistributionId:    aws.String("EOTHERID"),
+		InvalidationBatch: &cftypes.InvalidationBatch{CallerReference: aws.String("any"), Paths: &cftypes.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}}},
+	}); err != nil {
+		t.Fatalf("another distribution id: %v", err)
+	}
+	f.edge.opts.StrictDistributionID = true
 	_, err = cf.CreateInvalidation(context.Background(), &cloudfront.CreateInvalidationInput{
 		DistributionId:    aws.String("ENOSUCH"),
 		InvalidationBatch: &cftypes.InvalidationBatch{CallerReference: aws.String("x"), Paths: &cftypes.Paths{Quantity: aws.Int32(1), Items: []string{"/*"}}},
