@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shtetl/zmanim-ops/internal/awsx"
+	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/tools"
 )
 
@@ -130,12 +131,17 @@ func (t *Twin) startKumo(ctx context.Context) error {
 	}
 	// The twin's SSM holds the same parameters production does (secrets as SecureString).
 	for name, v := range map[string]string{
-		"clerk-secret-key": t.sec.ClerkSecret, "postgres-password": t.sec.PGPassword,
-		"restic-password": t.sec.ResticPassword, "origin-verify-secret": t.sec.OriginVerify,
+		config.ParamClerkSecret: t.sec.ClerkSecret, config.ParamPGPassword: t.sec.PGPassword,
+		config.ParamResticPass: t.sec.ResticPassword,
 	} {
 		if err := t.aws.PutSecret(ctx, name, v); err != nil {
 			return err
 		}
+	}
+	// The origin-verify secret is a String parameter in production too: CloudFormation can
+	// resolve only String parameters into the API Gateway integration's header mapping.
+	if err := t.aws.PutString(ctx, config.ParamOriginVerify, t.sec.OriginVerify); err != nil {
+		return err
 	}
 	return t.aws.PutString(ctx, "config", fmt.Sprintf(`{"env":%q,"region":%q,"domain":%q}`, t.env.Name, t.env.Region, t.env.Domain))
 }
