@@ -111,6 +111,9 @@ func Execute(ctx context.Context, env *config.Env, o Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("thresholds (scenario %q or ZOPS_LOADTEST_THRESHOLDS): %w", o.Scenario, err)
 	}
+	if sc.ReplaceThresholds {
+		ts = nil
+	}
 	ts = append(ts, extra...)
 	regions, err := rp.Select(o.Regions)
 	if err != nil {

@@ -33,6 +33,9 @@ type ScenarioSpec struct {
 	HotRatio *float64 `json:"hot_ratio,omitempty"`
 	// Window is the time-window width of the report's time series.
 	Window string `json:"window,omitempty"`
+	// ReplaceThresholds judges the scenario by its own thresholds only, not by
+	// loadtest/thresholds.txt (smoke: does everything answer, not how fast with cold caches).
+	ReplaceThresholds bool `json:"replace_thresholds,omitempty"`
 	// Evaluate names the stages thresholds are judged on (default: all), e.g. leaving out a
 	// warm-up whose cold caches are expected.
 	Evaluate []string `json:"evaluate,omitempty"`
