@@ -32,6 +32,13 @@ const (
 	EnvCompress  = "ZOPS_BACKUP_PG_COMPRESS" // pg_dump --compress (default 0: restic compresses)
 )
 
+// Paths on the box (the AMI recipe creates the data volume's directories and installs restic).
+const (
+	ProdRestic     = "/usr/local/bin/restic"
+	ProdWALArchive = "/data/wal-archive"
+	ProdScratch    = "/data/zops-scratch"
+)
+
 // Timeout is the job deadline from ZOPS_BACKUP_TIMEOUT (default 2h).
 func Timeout() time.Duration {
 	if d, err := time.ParseDuration(os.Getenv(EnvTimeout)); err == nil && d > 0 {
@@ -68,6 +75,10 @@ func FromConfig(ctx context.Context, env *config.Env, log io.Writer) (*Job, erro
 		return nil, fmt.Errorf("backup: AWS clients for %s: %w", env.Name, err)
 	}
 	bin := os.Getenv(EnvRestic)
+	if bin == "" && !env.IsTwin() {
+		// On the box there is no Go toolchain: the AMI recipe installs the pinned restic.
+		bin = ProdRestic
+	}
 	if bin == "" {
 		if bin, err = tools.Ensure(ctx, "restic"); err != nil {
 			return nil, fmt.Errorf("backup: restic: %w", err)
@@ -113,9 +124,9 @@ func FromConfig(ctx context.Context, env *config.Env, log io.Writer) (*Job, erro
 		// S3 credentials through the instance role itself.
 		pgURL = "postgres://postgres@localhost:5432/zmanim?host=/var/run/postgresql"
 		redis = "127.0.0.1:6379"
-		j.WALArchiveDir = "/data/wal-archive"
-		j.ScratchDir = "/data/zops-scratch"
-		repo.CacheDir = "/var/cache/zops/restic"
+		j.WALArchiveDir = ProdWALArchive
+		j.ScratchDir = ProdScratch
+		repo.CacheDir = envOr("CACHE_DIRECTORY", "/var/cache/zops/restic") // systemd CacheDirectory=
 	}
 	pgURL = envOr(EnvPGURL, pgURL)
 	j.PG, err = pgtool.ParseURL(pgURL)

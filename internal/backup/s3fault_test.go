@@ -136,6 +136,7 @@ func TestFaultS3StallsMidBackup(t *testing.T) {
 	// Route the repository through the fault proxy.
 	ep, _ := url.Parse(strings.TrimPrefix(strings.SplitN(j.Repo.URL, "/"+testBucket, 2)[0], "s3:"))
 	proxy := newFaultProxy(t, ep.Host)
+	j.Repo.StopGrace = 3 * time.Second
 	j.Repo.URL = strings.Replace(j.Repo.URL, ep.Host, proxy.Addr(), 1)
 	ctx := ctxT(t, 4*time.Minute)
 	if _, err := j.Run(ctx); err != nil {
@@ -146,7 +147,7 @@ func TestFaultS3StallsMidBackup(t *testing.T) {
 	// The S3 connection hangs after 256 KiB of the next upload: the job must fail within its
 	// deadline, save no snapshot, and leave nothing behind that breaks the next run.
 	proxy.StallAfter(256 << 10)
-	jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	jctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	start := time.Now()
 	_, err := j.Run(jctx)
 	cancel()

@@ -24,6 +24,7 @@ type UnitConfig struct {
 	VerifyCalendar string        // repository check
 	BaseCalendar   string        // weekly base backup
 	WALInterval    time.Duration // WAL shipping period
+	Scratch        string        // scratch directory on the data volume
 	Timeout        time.Duration // per-job limit
 }
 
@@ -41,6 +42,7 @@ func UnitConfigFor(env *config.Env) UnitConfig {
 		VerifyCalendar: env.Backup.VerifySchedule,
 		BaseCalendar:   day + " *-*-* 02:00:00 UTC",
 		WALInterval:    env.Backup.WALInterval.D(),
+		Scratch:        ProdScratch,
 		Timeout:        2 * time.Hour,
 	}
 }
@@ -61,6 +63,8 @@ OnFailure=zops-backup-notify@%n.service
 Type=oneshot
 User={{.User}}
 Environment=ZOPS_ENV={{.Env}} ZOPS_BACKUP_NOTIFY=onfailure
+CacheDirectory=zops/restic
+ExecStartPre=+/usr/bin/install -d -o {{.User}} -m 0711 {{.Scratch}}
 ExecStart={{.Bin}} run
 TimeoutStartSec={{secs .Timeout}}
 Nice=10
@@ -88,6 +92,8 @@ OnFailure=zops-backup-notify@%n.service
 Type=oneshot
 User={{.User}}
 Environment=ZOPS_ENV={{.Env}} ZOPS_BACKUP_NOTIFY=onfailure
+CacheDirectory=zops/restic
+ExecStartPre=+/usr/bin/install -d -o {{.User}} -m 0711 {{.Scratch}}
 ExecStart={{.Bin}} verify
 TimeoutStartSec={{secs .Timeout}}
 Nice=15
@@ -113,6 +119,8 @@ OnFailure=zops-backup-notify@%n.service
 Type=oneshot
 User={{.User}}
 Environment=ZOPS_ENV={{.Env}} ZOPS_BACKUP_NOTIFY=onfailure
+CacheDirectory=zops/restic
+ExecStartPre=+/usr/bin/install -d -o {{.User}} -m 0711 {{.Scratch}}
 ExecStart={{.Bin}} wal
 TimeoutStartSec={{secs .WALInterval}}
 -- zops-wal-ship.timer --
@@ -138,6 +146,8 @@ OnFailure=zops-backup-notify@%n.service
 Type=oneshot
 User={{.User}}
 Environment=ZOPS_ENV={{.Env}} ZOPS_BACKUP_NOTIFY=onfailure
+CacheDirectory=zops/restic
+ExecStartPre=+/usr/bin/install -d -o {{.User}} -m 0711 {{.Scratch}}
 ExecStart={{.Bin}} base
 TimeoutStartSec={{secs .Timeout}}
 Nice=10
@@ -159,6 +169,7 @@ Description=zmanim-ops: mail the failure of %i through SES
 [Service]
 Type=oneshot
 User={{.User}}
+SupplementaryGroups=systemd-journal
 Environment=ZOPS_ENV={{.Env}}
 ExecStart={{.Bin}} notify %i
 `

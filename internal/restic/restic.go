@@ -44,6 +44,9 @@ type Repo struct {
 	CacheDir string
 	// Log receives restic's standard error as it runs (progress, warnings); nil discards it.
 	Log io.Writer
+	// StopGrace is how long a cancelled restic gets after SIGINT to remove its lock before it
+	// is killed (default 15s).
+	StopGrace time.Duration
 }
 
 // String describes the repository without any secret.
@@ -113,6 +116,9 @@ func (r *Repo) run(ctx context.Context, sub string, args []string, json bool, ex
 	// On cancellation restic gets SIGINT first, so it removes its lock and stops cleanly.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
 	cmd.WaitDelay = 15 * time.Second
+	if r.StopGrace > 0 {
+		cmd.WaitDelay = r.StopGrace
+	}
 	var out bytes.Buffer
 	var outPipe io.ReadCloser
 	if stdout != nil {
