@@ -79,9 +79,14 @@ func New(key *rsa.PrivateKey, issuerURL, audience string) *Issuer {
 
 // Mint returns a signed token for subject of the given kind.
 func (i *Issuer) Mint(kind, subject string) (string, error) {
+	return i.MintFor(kind, subject, i.Audience)
+}
+
+// MintFor is Mint with another audience (to test that the audience is checked).
+func (i *Issuer) MintFor(kind, subject, audience string) (string, error) {
 	now := i.now()
 	c := jwt.MapClaims{
-		"iss": i.URL, "aud": i.Audience, "sub": subject,
+		"iss": i.URL, "aud": audience, "sub": subject,
 		"iat": now.Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(time.Hour).Unix(),
 		"azp": "https://zmanim.shtetl.io", "sid": "sess_" + subject,
 	}
@@ -111,7 +116,7 @@ func (i *Issuer) JWKS() map[string]any {
 	}}}
 }
 
-// Handler serves the JWKS, an OpenID discovery document and POST /mint?kind=&sub=.
+// Handler serves the JWKS, an OpenID discovery document and POST /mint?kind=&sub=&aud=.
 func (i *Issuer) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
@@ -131,7 +136,11 @@ func (i *Issuer) Handler() http.Handler {
 		if sub == "" {
 			sub = "user_" + kind
 		}
-		tok, err := i.Mint(kind, sub)
+		aud := r.URL.Query().Get("aud")
+		if aud == "" {
+			aud = i.Audience
+		}
+		tok, err := i.MintFor(kind, sub, aud)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
