@@ -59,7 +59,7 @@ func TestRepoLifecycle(t *testing.T) {
 		t.Fatalf("failing command: err = %v", err)
 	}
 	sum, err := r.Backup(ctx, BackupOptions{Host: "h", Tags: []string{"t1"}, StdinFilename: "env.txt",
-		Command: []string{"sh", "-c", `echo "pw=${RESTIC_PASSWORD:-unset} secret=${AWS_SECRET_ACCESS_KEY:-unset} marker=$MARKER"`},
+		Command:    []string{"sh", "-c", `echo "pw=${RESTIC_PASSWORD:-unset} secret=${AWS_SECRET_ACCESS_KEY:-unset} marker=$MARKER"`},
 		CommandEnv: []string{"MARKER=passed"}})
 	if err != nil || sum.SnapshotID == "" {
 		t.Fatalf("backup: %+v, %v", sum, err)
