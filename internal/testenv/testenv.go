@@ -20,12 +20,14 @@ const (
 	S3Endpoint     = "ZOPS_TEST_S3_ENDPOINT" // http URL of the twin's S3 server (path-style)
 	S3AccessKey    = "ZOPS_TEST_S3_ACCESS_KEY"
 	S3SecretKey    = "ZOPS_TEST_S3_SECRET_KEY"
-	AWSEndpoint    = "ZOPS_TEST_AWS_ENDPOINT" // kumo: SSM, SES v2, ...
-	EdgeURL        = "ZOPS_TEST_EDGE_URL"     // the twin's CloudFront edge
-	APIURL         = "ZOPS_TEST_API_URL"      // the box's own port (needs the origin-verify header)
-	JWTIssuerURL   = "ZOPS_TEST_JWT_URL"      // the local Clerk stand-in (JWKS, minting)
-	ResticBin      = "ZOPS_TEST_RESTIC"       // path of the pinned restic binary
-	TwinConfigFile = "ZOPS_TEST_CONFIG"       // path of the zmanim-ops config file in use
+	S3Region       = "ZOPS_TEST_S3_REGION"      // the region the S3 server checks signatures for
+	PGWALArchive   = "ZOPS_TEST_PG_WAL_ARCHIVE" // directory the twin's PostgreSQL archives WAL into
+	AWSEndpoint    = "ZOPS_TEST_AWS_ENDPOINT"   // kumo: SSM, SES v2, ...
+	EdgeURL        = "ZOPS_TEST_EDGE_URL"       // the twin's CloudFront edge
+	APIURL         = "ZOPS_TEST_API_URL"        // the box's own port (needs the origin-verify header)
+	JWTIssuerURL   = "ZOPS_TEST_JWT_URL"        // the local Clerk stand-in (JWKS, minting)
+	ResticBin      = "ZOPS_TEST_RESTIC"         // path of the pinned restic binary
+	TwinConfigFile = "ZOPS_TEST_CONFIG"         // path of the zmanim-ops config file in use
 )
 
 // Required reports whether missing components must fail tests instead of skipping them.

@@ -41,6 +41,8 @@ func Env(ctx context.Context, env *config.Env, t *twin.Twin) ([]string, error) {
 		testenv.S3Endpoint + "=" + env.URL(p.S3),
 		testenv.S3AccessKey + "=" + sec.S3AccessKey,
 		testenv.S3SecretKey + "=" + sec.S3SecretKey,
+		testenv.S3Region + "=" + env.Region,
+		testenv.PGWALArchive + "=" + t.PGWALArchive(),
 		testenv.AWSEndpoint + "=" + env.URL(p.AWS),
 		testenv.EdgeURL + "=" + env.URL(p.Edge),
 		testenv.APIURL + "=" + env.URL(p.Box),
