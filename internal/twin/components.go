@@ -55,7 +55,7 @@ func (t *Twin) startS3(ctx context.Context) error {
 			return err
 		}
 		cmd := exec.Command(bin, "--access", t.sec.S3AccessKey, "--secret", t.sec.S3SecretKey,
-			"--port", t.addr(t.env.Twin.Ports.S3), "--region", t.env.Region, "posix", dir)
+			"--port", t.addr(t.env.Twin.Ports.S3), "--region", t.env.Region, "--keep-alive", "posix", dir)
 		if err := p.start(cmd); err != nil {
 			return err
 		}
