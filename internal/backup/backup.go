@@ -164,7 +164,7 @@ func (j *Job) BackupPG(ctx context.Context) (restic.BackupSummary, error) {
 	if err != nil {
 		return restic.BackupSummary{}, err
 	}
-	j.logf("pg_dump -Fc %s -> restic %s", j.PG.Redacted(), j.Repo)
+	j.logf("pg_dump --format=custom --compress=%d %s -> restic %s", j.DumpCompress, j.PG.Redacted(), j.Repo)
 	sum, err := j.Repo.Backup(ctx, restic.BackupOptions{
 		Tags:          []string{TagZops, TagDump, TagPG, "db:" + j.PG.Database},
 		Host:          j.Host,

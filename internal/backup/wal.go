@@ -19,7 +19,11 @@ import (
 //	wal_level = replica
 //	archive_mode = on
 //	archive_timeout = 60s
-//	archive_command = 'test ! -f <WALArchiveDir>/%f && cp %p <WALArchiveDir>/%f'
+//	archive_command = 'test ! -f <WALArchiveDir>/%f && cp %p <WALArchiveDir>/%f.tmp && mv <WALArchiveDir>/%f.tmp <WALArchiveDir>/%f'
+//
+// (the copy-then-rename keeps a half-copied segment out of a shipment; ShipWAL skips *.tmp).
+// A plain `cp` works too, at the risk that the newest segment of a shipment is incomplete, which
+// only shortens how far that shipment can replay until the next one.
 //
 // and a replication connection for the backup user (pg_hba "host replication ..."), used by
 // pg_basebackup. The archive directory keeps every segment since the last base backup, so
@@ -45,6 +49,7 @@ func (j *Job) ShipWAL(ctx context.Context) (restic.BackupSummary, error) {
 		Tags:            []string{TagZops, TagWAL},
 		Host:            j.Host,
 		Paths:           []string{abs},
+		Excludes:        []string{"*.tmp", ".*"}, // segments still being copied in
 		SkipIfUnchanged: true,
 	})
 	if err != nil {

@@ -249,6 +249,8 @@ type BackupOptions struct {
 	StdinFilename string
 	// CommandEnv is added to restic's environment and so reaches Command (PG* variables).
 	CommandEnv []string
+	// Excludes are --exclude patterns for Paths.
+	Excludes []string
 	// SkipIfUnchanged saves no new snapshot when nothing changed since the parent
 	// (--skip-if-unchanged); the summary then has an empty SnapshotID.
 	SkipIfUnchanged bool
@@ -266,6 +268,9 @@ func (o BackupOptions) Args() ([]string, error) {
 	}
 	if o.SkipIfUnchanged {
 		a = append(a, "--skip-if-unchanged")
+	}
+	for _, e := range o.Excludes {
+		a = append(a, "--exclude", e)
 	}
 	switch {
 	case len(o.Command) > 0 && len(o.Paths) > 0:
