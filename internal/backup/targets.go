@@ -155,6 +155,14 @@ func UnitsTarget(ctx context.Context, dir string, out io.Writer) error {
 	return nil
 }
 
+// unitJobs names the job each unit runs, for the failure email.
+var unitJobs = map[string]string{
+	"zops-backup":        "backup:run",
+	"zops-backup-verify": "backup:verify",
+	"zops-wal-ship":      "backup:wal",
+	"zops-basebackup":    "backup:base",
+}
+
 // NotifyTarget mails the failure of a systemd unit with its last journal lines (run by
 // zops-backup-notify@<unit>.service).
 func NotifyTarget(ctx context.Context, unit string, out io.Writer) error {
@@ -167,11 +175,15 @@ func NotifyTarget(ctx context.Context, unit string, out io.Writer) error {
 		return err
 	}
 	lines, jerr := exec.CommandContext(ctx, "journalctl", "--unit", unit, "--lines", "30", "--no-pager", "--output", "short-iso").Output()
-	msg := fmt.Errorf("systemd unit %s failed", unit)
+	msg := fmt.Errorf("systemd unit %s failed (see `journalctl -u %s`)", unit, unit)
 	if jerr != nil {
 		msg = fmt.Errorf("systemd unit %s failed (journal unreadable: %v)", unit, jerr)
 	}
-	f := Failure{Job: strings.TrimSuffix(unit, ".service"), Host: j.Host, Err: msg,
+	job, ok := unitJobs[strings.TrimSuffix(unit, ".service")]
+	if !ok {
+		job = unit
+	}
+	f := Failure{Job: job, Host: j.Host, Err: msg,
 		LogLines: strings.Split(strings.TrimSpace(string(lines)), "\n"), At: time.Now()}
 	if err := j.Notifier.Notify(ctx, f); err != nil {
 		return err
