@@ -14,30 +14,36 @@ import (
 // password the SSM SecureString <ssm_prefix>/restic-password, never printed. A failed job
 // mails notify.to through SES with the job, host, error and last log lines.
 //
-// Options shared by every backup target (environment):
+// Options: see `go tool mage -h backup:run`.
+type Backup mg.Namespace
+
+// Run dumps PostgreSQL (pg_dump custom format through restic --stdin-from-command) and Redis (RDB) into the repository, then applies retention.
+//
+// pg_dump runs with --compress=0 and restic compresses (zstd; faster than gzip, and unchanged
+// tables deduplicate from day to day). A failing pg_dump makes restic fail and save nothing; a dump below backup.min_dump_bytes is
+// removed again (restic forget <id>) and fails the job. Snapshots are tagged zops,dump,pg,db:<db>
+// (and zops,dump,redis) with --host; retention is forget --keep-daily <backup.keep_daily> --prune.
+// A second run on the same host is refused; one on another host waits for restic's lock.
+//
+// Options (environment; shared by every backup:* target):
 //
 //	ZOPS_ENV                  environment (default local = the twin)
 //	ZOPS_BACKUP_PG_URL        live database (twin: postgres@<twin>/zmanim; prod: local socket)
 //	ZOPS_BACKUP_REDIS_ADDR    Redis host:port, "none" to skip (twin 127.0.0.1:17379)
 //	ZOPS_BACKUP_HOST          restic --host of the snapshots (default zmanim-<env>)
 //	ZOPS_BACKUP_WAL_DIR       WAL archive (twin <state>/pg/wal-archive, prod /data/wal-archive)
-//	ZOPS_BACKUP_SCRATCH       scratch space for drills and restores (twin <state>/backup)
-//	ZOPS_BACKUP_REPOSITORY    restic repository URL override (default s3:<S3>/<backups bucket>/restic)
+//	ZOPS_BACKUP_SCRATCH       scratch space (twin <state>/backup, prod /data/zops-scratch)
+//	ZOPS_BACKUP_REPOSITORY    restic repository URL (default s3:<S3>/<backups bucket>/restic)
 //	ZOPS_BACKUP_RETRY_LOCK    wait this long for another host's restic lock (default 30m)
 //	ZOPS_BACKUP_TIMEOUT       job deadline (default 2h); restic is interrupted cleanly
+//	ZOPS_BACKUP_PG_COMPRESS   pg_dump --compress (default 0; -1 = pg_dump's default)
 //	ZOPS_BACKUP_NOTIFY=0      do not mail failures (the systemd units use onfailure)
 //	ZOPS_RESTIC               restic binary (default: the pinned v0.17.3 build)
-type Backup mg.Namespace
-
-// Run dumps PostgreSQL (pg_dump -Fc through restic --stdin-from-command) and Redis (RDB) into the repository, then applies retention.
-//
-// A failing pg_dump makes restic fail and save nothing; a dump below backup.min_dump_bytes is
-// removed again (restic forget <id>) and fails the job. Snapshots are tagged zops,dump,pg,db:<db>
-// (and zops,dump,redis) with --host; retention is forget --keep-daily <backup.keep_daily> --prune.
-// A second run on the same host is refused; one on another host waits for restic's lock.
 func (Backup) Run(ctx context.Context) error { return backup.RunTarget(ctx, os.Stdout) }
 
 // Verify runs restic check --read-data-subset n/7, n = weekday (Sunday 1), so seven daily runs read every pack.
+//
+// Options: as for backup:run (go tool mage -h backup:run).
 func (Backup) Verify(ctx context.Context) error { return backup.VerifyTarget(ctx, os.Stdout) }
 
 // Drill restores the newest dump into a scratch database and proves row counts and content checksums equal the live database's; prints the duration (RTO for data).
@@ -45,19 +51,25 @@ func (Backup) Verify(ctx context.Context) error { return backup.VerifyTarget(ctx
 // The scratch database <db>_drill on the same server is dropped first and afterwards
 // (ZOPS_BACKUP_KEEP_DRILL=1 keeps it). Comparison is the migrate:verify checksum code, so run it
 // while nothing writes, or rows written since the snapshot show as differences.
+// Other options: as for backup:run.
 func (Backup) Drill(ctx context.Context) error { return backup.DrillTarget(ctx, os.Stdout) }
 
 // Wal ships the WAL archive to the repository now (the box does it every backup.wal_interval).
+//
+// Options: as for backup:run (go tool mage -h backup:run).
 func (Backup) Wal(ctx context.Context) error { return backup.WALTarget(ctx, os.Stdout) }
 
 // Base takes a base backup (pg_basebackup -Ft -X fetch through restic), ships WAL, and trims the archive.
+//
+// Options: as for backup:run (go tool mage -h backup:run).
 func (Backup) Base(ctx context.Context) error { return backup.BaseTarget(ctx, os.Stdout) }
 
 // Restore restores base backup + WAL to TIME into a scratch data directory and starts it on a free loopback port for inspection.
 //
 // TIME is RFC 3339 (2026-11-27T10:15:00Z), "2026-11-27 10:15:00" (UTC) or a duration ago (15m).
 // The live database is not touched. Prints the connection URL (password hidden) and the stop
-// command. ZOPS_BACKUP_RESTORE_DIR picks the scratch directory (must be empty).
+// command. ZOPS_BACKUP_RESTORE_DIR picks the scratch directory (must be empty); other options
+// as for backup:run.
 func (Backup) Restore(ctx context.Context, time string) error {
 	return backup.RestoreTarget(ctx, time, os.Stdout)
 }
