@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -101,8 +102,12 @@ func (t *tier) purge(paths []string) int {
 // InvalidationMatches reports whether an invalidation path covers a cached object's path.
 // CloudFront allows one '*' and only as the last character ("/*", "/docs/*"); an exact path
 // invalidates every query-string, header and cookie variant of the object. Matching is
-// case-sensitive.
+// case-sensitive. Paths arrive percent-encoded, as CloudFront requires for spaces and
+// non-ASCII characters, and are compared decoded with the decoded request path.
 func InvalidationMatches(pattern, path string) bool {
+	if dec, err := url.PathUnescape(pattern); err == nil {
+		pattern = dec
+	}
 	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
 		return strings.HasPrefix(path, prefix)
 	}

@@ -159,3 +159,23 @@ func TestTierEviction(t *testing.T) {
 		t.Fatal("the newest entry was evicted")
 	}
 }
+
+func TestInvalidationMatchesEncodedPaths(t *testing.T) {
+	cases := []struct {
+		pattern, path string
+		want          bool
+	}{
+		{"/docs/index.html", "/docs/index.html", true},
+		{"/docs/*", "/docs/a b/index.html", true},
+		{"/a%20b/index.html", "/a b/index.html", true},
+		{"/%D7%A9%D7%9C%D7%95%D7%9D/index.html", "/שלום/index.html", true},
+		{"/a%20b/*", "/a b/c", true},
+		{"/a%20b/index.html", "/a%20b/index.html", false},
+		{"/docs/index.html", "/docs/other.html", false},
+	}
+	for _, c := range cases {
+		if got := InvalidationMatches(c.pattern, c.path); got != c.want {
+			t.Errorf("InvalidationMatches(%q, %q) = %v, want %v", c.pattern, c.path, got, c.want)
+		}
+	}
+}
