@@ -275,12 +275,19 @@ type request struct {
 	profile  Profile
 	fault    Fault
 	hooked   bool
+	// pop names the edge location when latency hooks place the viewer in a region: each
+	// region has its own edge cache in front of the one shared Origin Shield, as CloudFront
+	// does, so a region's first request for an object another region fetched is a shield hit.
+	pop string
 }
 
 func (e *Edge) serve(w http.ResponseWriter, r *http.Request, proto string) {
 	ctx := r.Context()
 	q := &request{r: r, cfID: newCfID()}
 	q.profile, q.fault, q.hooked = e.hooks.profile(r)
+	if q.hooked {
+		q.pop = r.Header.Get(RegionHeader)
+	}
 	// The viewer's round trip to the edge location, paid by every response.
 	if q.hooked {
 		if err := e.hooks.delay(ctx, q.profile.Viewer); err != nil {
@@ -353,7 +360,11 @@ type result struct {
 // lookup answers a cacheable request from the edge tier, the shield tier or the origin.
 func (e *Edge) lookup(ctx context.Context, q *request, key CacheKey) (result, error) {
 	k := key.String()
-	stale := e.edge.get(k)
+	ek := k
+	if q.pop != "" {
+		ek = q.pop + "|" + k
+	}
+	stale := e.edge.get(ek)
 	if stale != nil && stale.fresh(e.opts.Now()) {
 		return result{ent: stale, tier: TierEdge, xcache: "Hit"}, nil
 	}
@@ -372,7 +383,7 @@ func (e *Edge) lookup(ctx context.Context, q *request, key CacheKey) (result, er
 		res.xcache = "RefreshHit"
 	}
 	if res.store {
-		e.edge.put(k, res.ent)
+		e.edge.put(ek, res.ent)
 	}
 	return res, nil
 }

@@ -611,3 +611,29 @@ func TestViewerProtocolPolicies(t *testing.T) {
 		}
 	}
 }
+
+// Each emulated region has its own edge cache in front of the one Origin Shield: an object a
+// US viewer fetched is a shield hit, not an edge hit, for the first viewer in Israel.
+func TestRegionsHaveTheirOwnEdgeCache(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ms := func(n int) Duration { return Duration(time.Duration(n) * time.Millisecond) }
+	if err := f.edge.SetLatency(Latency{Enabled: true, Profiles: map[string]Profile{
+		"us-east-1":    {Viewer: Hop{RTT: ms(1)}},
+		"il-central-1": {Viewer: Hop{RTT: ms(1)}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct{ region, tier, xcache string }{
+		{"us-east-1", TierOrigin, "Miss from cloudfront"},
+		{"us-east-1", TierEdge, "Hit from cloudfront"},
+		{"il-central-1", TierShield, "Miss from cloudfront"},
+		{"il-central-1", TierEdge, "Hit from cloudfront"},
+	}
+	for i, s := range steps {
+		r := f.get(t, "/api/cities?q=regions", RegionHeader, s.region)
+		if r.Header.Get(TierHeader) != s.tier || r.Header.Get("X-Cache") != s.xcache {
+			t.Fatalf("step %d (%s): tier %q %q, want %q %q", i, s.region, r.Header.Get(TierHeader), r.Header.Get("X-Cache"), s.tier, s.xcache)
+		}
+	}
+}
