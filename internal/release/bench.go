@@ -214,6 +214,9 @@ func BenchOptionsFromEnv() (BenchOptions, error) {
 		return BenchOptions{}, fmt.Errorf("bench:release runs against the local twin only (ZOPS_ENV=%s)", o.Env.Name)
 	}
 	o.Version = "" // the bench names its own versions
+	if o.LockWait == 0 {
+		o.LockWait = 5 * time.Minute // queue behind a release that is running (e.g. a test)
+	}
 	return BenchOptions{Release: o, EdgeURL: o.Env.URL(o.Env.Twin.Ports.Edge), RPS: float64(o.Env.Load.TargetRPS()), Out: o.Out}, nil
 }
 
