@@ -46,10 +46,13 @@ func (j *Job) ShipWAL(ctx context.Context) (restic.BackupSummary, error) {
 	}
 	abs, _ := filepath.Abs(j.WALArchiveDir)
 	sum, err := j.Repo.Backup(ctx, restic.BackupOptions{
-		Tags:            []string{TagZops, TagWAL},
-		Host:            j.Host,
-		Paths:           []string{abs},
-		Excludes:        []string{"*.tmp", ".*"}, // segments still being copied in
+		Tags:  []string{TagZops, TagWAL},
+		Host:  j.Host,
+		Paths: []string{abs},
+		// Segments still being copied in, and hidden files of the archive itself. The hidden-file
+		// pattern is anchored to the archive: a bare ".*" would exclude every path under a
+		// dot-directory such as the twin's .state.
+		Excludes:        []string{"*.tmp", filepath.Join(abs, ".*")},
 		SkipIfUnchanged: true,
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func newRepo(t *testing.T) *Repo {
 	bin := testenv.Require(t, testenv.ResticBin)
 	ep := testenv.Require(t, testenv.S3Endpoint)
 	ak, sk := testenv.Require(t, testenv.S3AccessKey), testenv.Require(t, testenv.S3SecretKey)
-	c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(ep), UsePathStyle: true,
+	c := s3.New(s3.Options{Region: testS3Region(), BaseEndpoint: aws.String(ep), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(ak, sk, "")})
 	if _, err := c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("zops-test-restic")}); err != nil &&
 		!strings.Contains(err.Error(), "BucketAlready") {
@@ -89,4 +90,12 @@ func TestRepoLifecycle(t *testing.T) {
 	if _, err := bad.Snapshots(ctx, Filter{}); !errors.Is(err, ErrWrongPassword) {
 		t.Errorf("wrong password: err = %v", err)
 	}
+}
+
+// testS3Region is the region the S3 server checks signatures for (the twin's: eu-west-1).
+func testS3Region() string {
+	if r := os.Getenv(testenv.S3Region); r != "" {
+		return r
+	}
+	return "us-east-1"
 }

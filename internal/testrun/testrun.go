@@ -60,6 +60,7 @@ type Options struct {
 	Packages []string // default ./...
 	Run      string   // -run pattern
 	Short    bool
+	Verbose  bool
 	Timeout  time.Duration
 	Out      io.Writer
 }
@@ -94,6 +95,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.Short {
 		args = append(args, "-short")
+	}
+	if o.Verbose {
+		args = append(args, "-v")
 	}
 	root := config.RepoRoot()
 	var failed []string
