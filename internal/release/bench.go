@@ -177,7 +177,7 @@ func BenchRelease(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	fmt.Fprintf(o.Out, "load: p99 ms per %s window around the deploy step (seconds from its start): %s\n", plan.Window, strings.Join(swapTrace, " "))
 	var failedAt []string
 	for _, w := range lo.r.Windows {
-		if w.Failed > 0 {
+		if w.Failed > 0 && w.Start.Add(plan.Window).Before(stopAt) {
 			failedAt = append(failedAt, fmt.Sprintf("%+.2fs:%d", w.Start.Sub(relStart).Seconds(), w.Failed))
 		}
 	}

@@ -140,16 +140,20 @@ func (p *Pipeline) Run(ctx context.Context) (Summary, error) {
 func (s Summary) Table() string {
 	var b strings.Builder
 	for _, r := range s.Steps {
+		name := r.Step
+		if len(name) > 60 {
+			name = name[:59] + "…"
+		}
 		switch {
 		case r.Skipped != "":
-			fmt.Fprintf(&b, "  %-58s skipped (%s)\n", r.Step, r.Skipped)
+			fmt.Fprintf(&b, "  %-60s %9s  (%s)\n", name, "skipped", r.Skipped)
 		case r.Err != nil:
-			fmt.Fprintf(&b, "  %-58s %8s  FAILED\n", r.Step, round(r.Duration))
+			fmt.Fprintf(&b, "  %-60s %9s  FAILED\n", name, round(r.Duration))
 		default:
-			fmt.Fprintf(&b, "  %-58s %8s\n", r.Step, round(r.Duration))
+			fmt.Fprintf(&b, "  %-60s %9s\n", name, round(r.Duration))
 		}
 	}
-	fmt.Fprintf(&b, "  %-58s %8s\n", "total", round(s.Duration))
+	fmt.Fprintf(&b, "  %-60s %9s\n", "total", round(s.Duration))
 	return b.String()
 }
 

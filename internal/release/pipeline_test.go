@@ -84,7 +84,7 @@ func TestPipeline(t *testing.T) {
 			if len(sum.Steps) == 0 || sum.Steps[1].Skipped != "not needed" {
 				t.Errorf("summary %+v", sum.Steps)
 			}
-			if tab := sum.Table(); !strings.Contains(tab, "total") || !strings.Contains(tab, "skipped (not needed)") {
+			if tab := sum.Table(); !strings.Contains(tab, "total") || !strings.Contains(tab, "skipped  (not needed)") {
 				t.Errorf("table:\n%s", tab)
 			}
 		})
