@@ -148,9 +148,14 @@ func (a *Agent) Deploy(ctx context.Context, version string) (Outcome, error) {
 	a.printf("  %s -> releases/%s (was %s)\n", a.current(), version, orNone(prev))
 	fail := func(cause error, reloaded bool) (Outcome, error) {
 		out.RolledBack = true
-		logs, _ := a.Supervisor.Logs(context.WithoutCancel(ctx), 40)
+		logs := a.versionLogs(ctx, version)
 		if se := new(box.StartError); errors.As(cause, &se) && se.Logs != "" {
 			logs = se.Logs
+		}
+		// Over the control API the StartError arrives as text with its log lines: show them
+		// once, below the error.
+		if msg, lines, ok := strings.Cut(cause.Error(), "\n--- last log lines ---\n"); ok {
+			cause, logs = errors.New(msg), lines
 		}
 		out.Logs = logs
 		if prev == "" {
@@ -177,6 +182,24 @@ func (a *Agent) Deploy(ctx context.Context, version string) (Outcome, error) {
 		return fail(err, true)
 	}
 	return out, nil
+}
+
+// versionLogs returns the supervisor's last output lines of version's processes.
+func (a *Agent) versionLogs(ctx context.Context, version string) string {
+	all, err := a.Supervisor.Logs(context.WithoutCancel(ctx), 400)
+	if err != nil {
+		return ""
+	}
+	var own []string
+	for _, l := range strings.Split(all, "\n") {
+		if strings.Contains(l, "] "+version+": ") {
+			own = append(own, l)
+		}
+	}
+	if len(own) > 40 {
+		own = own[len(own)-40:]
+	}
+	return strings.Join(own, "\n")
 }
 
 // Install downloads version's binary for the box's arch into releases/<version>, verifying

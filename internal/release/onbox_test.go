@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,6 +159,7 @@ func TestAgentRollsBack(t *testing.T) {
 	}{
 		// The acceptance case: the new process never gets ready, the old one never stops.
 		{"process exits at start", "ZMANIM_FAIL_IF_VERSION=v2\n", "refusing to start", 0},
+		{"process exits at start (control API over HTTP)", "ZMANIM_FAIL_IF_VERSION=v2\n", "refusing to start", 0},
 		// Ready but unhealthy: it served (503s) from READY=1 until the gate gave up, which it
 		// does early on consecutive failures of the new version, not after the whole timeout.
 		{"health never reports ok", "FAKE_UNHEALTHY=v2\n", `"msg":"serving","version":"v2"`, -1},
@@ -167,6 +169,11 @@ func TestAgentRollsBack(t *testing.T) {
 			ctx := context.Background()
 			h := newHost(t)
 			h.agent.HealthTimeout = 10 * time.Second
+			if strings.Contains(tc.name, "HTTP") {
+				srv := httptest.NewServer(h.sup.Handler("/_twin/box/"))
+				defer srv.Close()
+				h.agent.Supervisor = &box.Client{Base: srv.URL + "/_twin/box/"}
+			}
 			publish(t, h.st, "v2")
 			t0 := time.Now()
 			defer func() {
@@ -183,6 +190,9 @@ func TestAgentRollsBack(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.wantLog) || !strings.Contains(out.Logs, tc.wantLog) {
 				t.Fatalf("the error does not show the failed process's log lines (%q):\n%v", tc.wantLog, err)
+			}
+			if n := strings.Count(err.Error(), tc.wantLog); tc.maxFailed == 0 && n != 1 {
+				t.Fatalf("the log line appears %d times in the error, want once:\n%v", n, err)
 			}
 			if !out.RolledBack || out.Previous != "v0" {
 				t.Fatalf("outcome %+v", out)
