@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -206,6 +207,9 @@ func Release(ctx context.Context, o Options) (*Report, error) {
 	rep.Summary = sum
 	rep.collect()
 	if !o.DryRun {
+		pruneDist(filepath.Join(o.Root, ".state", "release", "dist"), o.Env.Release.Keep)
+	}
+	if !o.DryRun {
 		printReport(o.Out, rep, err)
 	}
 	return rep, err
@@ -264,6 +268,28 @@ func printReport(w io.Writer, rep *Report, err error) {
 		}
 	}
 	fmt.Fprint(w, rep.Summary.Table())
+}
+
+// pruneDist keeps the keep most recent local build directories (.state/release/dist/<version>).
+func pruneDist(dir string, keep int) {
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) <= keep {
+		return
+	}
+	type d struct {
+		name string
+		t    time.Time
+	}
+	var ds []d
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && e.IsDir() {
+			ds = append(ds, d{e.Name(), fi.ModTime()})
+		}
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i].t.After(ds[j].t) })
+	for i := keep; i < len(ds); i++ {
+		_ = os.RemoveAll(filepath.Join(dir, ds[i].name))
+	}
 }
 
 // Rollback switches the box back to version, or, when version is "", to the previous
