@@ -54,9 +54,11 @@ func releaseOptions(ctx context.Context) (release.Options, error) {
 // are aliases of its targets.
 type Releases mg.Namespace
 
-// Rollback switches the box back to VERSION, or to the previous successful release when
-// VERSION is "" (`go tool mage release:rollback ""`), with the same lock, health gate and
-// history as a release. Options: ZOPS_ENV, ZOPS_DRY_RUN, ZOPS_LOCK_WAIT, ZOPS_MESSAGE.
+// Rollback switches the box back to VERSION, or to the previous good release when VERSION is "".
+//
+// `go tool mage release:rollback ""` returns to the last successful release before the one
+// serving (from the history); it takes the lock, runs the health gate and records the result
+// like a release. Options: ZOPS_ENV, ZOPS_DRY_RUN, ZOPS_LOCK_WAIT, ZOPS_MESSAGE.
 func (Releases) Rollback(ctx context.Context, version string) error {
 	o, err := releaseOptions(ctx)
 	if err != nil {
