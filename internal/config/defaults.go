@@ -43,7 +43,7 @@ func prodEnv(name string) *Env {
 			KeepDaily:      7,
 			WALInterval:    Duration(5 * time.Minute),
 			BaseBackupDay:  "Sun",
-			VerifySchedule: "Sun *-*-* 05:00:00 UTC",
+			VerifySchedule: "*-*-* 05:00:00 UTC", // daily: --read-data-subset n/7 reads every pack each week
 			MinDumpBytes:   64 << 10,
 			Repository:     "restic",
 		},
