@@ -28,7 +28,7 @@ func TestRenderUnits(t *testing.T) {
 		{"zops-backup.timer", "OnCalendar=*-*-* 03:00:00 UTC"},
 		{"zops-backup.service", "OnFailure=zops-backup-notify@%n.service"},
 		{"zops-backup.service", "ExecStart=/usr/local/bin/zops-backup run"},
-		{"zops-backup-verify.timer", "OnCalendar=Sun *-*-* 05:00:00 UTC"},
+		{"zops-backup-verify.timer", "OnCalendar=*-*-* 05:00:00 UTC"},
 		{"zops-backup-verify.service", "OnFailure=zops-backup-notify@%n.service"},
 		{"zops-wal-ship.timer", "OnUnitActiveSec=300s"},
 		{"zops-wal-ship.service", "OnFailure=zops-backup-notify@%n.service"},
