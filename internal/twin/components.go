@@ -274,6 +274,8 @@ func (t *Twin) startPostgres(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			// WAL segments are copied under a temporary name and renamed, so the shipper
+			// (backup:wal) never stores a half-copied segment.
 			conf := fmt.Sprintf(`
 # zmanim-ops twin
 listen_addresses = '%s'
@@ -281,11 +283,11 @@ port = %d
 unix_socket_directories = '%s'
 wal_level = replica
 archive_mode = on
-archive_command = 'test ! -f %s/%%f && cp %%p %s/%%f'
+archive_command = 'test ! -f %s/%%f && cp %%p %s/%%f.tmp && mv %s/%%f.tmp %s/%%f'
 archive_timeout = 60
 max_wal_senders = 4
 log_min_messages = warning
-`, t.env.Twin.Host, t.env.Twin.Ports.Postgres, t.st.Path("pg", "run"), t.PGWALArchive(), t.PGWALArchive())
+`, t.env.Twin.Host, t.env.Twin.Ports.Postgres, t.st.Path("pg", "run"), t.PGWALArchive(), t.PGWALArchive(), t.PGWALArchive(), t.PGWALArchive())
 			f, err := os.OpenFile(filepath.Join(t.pgData(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0o600)
 			if err != nil {
 				return err
