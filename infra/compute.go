@@ -212,6 +212,8 @@ func NewComputeStack(scope constructs.Construct, id string, props *ComputeStackP
 		}},
 		UserData: awsec2.UserData_Custom(jsii.String(script)),
 	})
+	// The release's SSM deployer finds the box by this tag when instance.instance_id is unset.
+	awscdk.Tags_Of(instance).Add(jsii.String("Name"), jsii.String(BoxNameTag(e.Name)), nil)
 	// The volume must sit in the instance's zone, so both name it (the spec pins eu-west-1a).
 	for _, c := range []constructs.IConstruct{volume, instance} {
 		awscdk.Validations_Of(c).Acknowledge(&awscdk.Acknowledgment{Id: jsii.String("CloudFormation-Validate::W3010"), Reason: jsii.String("the data volume and the box must share one availability zone")})
@@ -274,3 +276,6 @@ func AgentConfig(e *config.Env) string {
 	b, _ := json.Marshal(c)
 	return string(b)
 }
+
+// BoxNameTag is the Name tag of the box, the one internal/release looks for.
+func BoxNameTag(env string) string { return "zmanim-" + env + "-box" }

@@ -30,6 +30,14 @@ func TestStory7_4_1_GravitonBoxFromPackerAmi_IMDSv2(t *testing.T) {
 	if p["DisableApiTermination"] != true {
 		t.Errorf("termination protection off")
 	}
+	named := false
+	for _, tag := range p["Tags"].([]any) {
+		m := tag.(map[string]any)
+		named = named || (m["Key"] == "Name" && m["Value"] == "zmanim-prod-box")
+	}
+	if !named {
+		t.Errorf("the box lacks the tag Name=zmanim-prod-box that the release's SSM deployer looks for: %v", p["Tags"])
+	}
 }
 
 func TestStory7_4_2_RootVolume10GBGp3Encrypted(t *testing.T) {
