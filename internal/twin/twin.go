@@ -209,6 +209,10 @@ func (t *Twin) startDaemon(ctx context.Context) error {
 	if err := goBuild(ctx, t.root, bin, "./cmd/zops-twind", ""); err != nil {
 		return err
 	}
+	// The daemon runs the box's backup timers with the same program the units run.
+	if err := goBuild(ctx, t.root, t.st.Path("bin", "zops-backup"), "./internal/backup/cmd/zops-backup", ""); err != nil {
+		return err
+	}
 	sum := fileSum(bin)
 	sumFile := t.st.Path("run", "zops-twind.sum")
 	if _, ok := p.pid(); ok {

@@ -173,6 +173,17 @@ func Run(ctx context.Context, env *config.Env, unitsDir string) error {
 		// Keep serving: the edge and gateway answer 502/503, twin:status reports the box as
 		// failed, and a release can install a working binary.
 	}
+	// The box's backup timers, run by the twin itself (ZOPS_TWIN_BACKUPS=0 turns them off).
+	if bin := st.Path("bin", "zops-backup"); os.Getenv("ZOPS_TWIN_BACKUPS") != "0" {
+		if _, err := os.Stat(bin); err == nil {
+			blog, err := os.OpenFile(st.Log("backup-jobs"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			defer blog.Close()
+			schedule(ctx, bin, BackupJobs(env), blog, logger.With("component", "backup"))
+		}
+	}
 	logger.Info("twin daemon ready", "edge", "http://"+addr(p.Edge))
 	select {
 	case <-ctx.Done():
