@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/testenv"
 )
 
 func localEnv(t *testing.T) *config.Env {
@@ -37,6 +38,9 @@ func TestNotATwin(t *testing.T) {
 // nothing running.
 func TestPortInUseFailsCleanly(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/redis-server"); err != nil {
+		if testenv.Required() {
+			t.Fatal("needs the Debian packages: apt-get install redis-server postgresql-15-postgis-3")
+		}
 		t.Skip("needs the Debian packages (installed by .ci/run)")
 	}
 	env := localEnv(t)
