@@ -32,7 +32,8 @@ func loadTwin() (*twin.Twin, error) {
 // versitygw and kumo once into the cache, fetches the GeoNames cities and seeds ~171k of them.
 // Options: ZOPS_ENV (default local), ZOPS_CONFIG (config file), ZOPS_STATE_DIR,
 // ZOPS_CACHE_DIR (tool build cache), ZOPS_TWIN_API_ENV (extra KEY=VALUE,... for the API's
-// environment file, e.g. test hooks).
+// environment file, e.g. test hooks), ZOPS_TWIN_BACKUPS=0 (do not run the box's backup timers;
+// by default the twin runs backup:run, verify, base and WAL shipping on the production schedule).
 func (Twin) Up(ctx context.Context) error {
 	t, err := loadTwin()
 	if err != nil {
