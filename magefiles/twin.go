@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"strings"
 
 	"github.com/magefile/mage/mg"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/jwtissuer"
 	"github.com/shtetl/zmanim-ops/internal/twin"
 )
 
@@ -86,17 +84,10 @@ func (Twin) Token(ctx context.Context, kind string) error {
 	if err != nil {
 		return err
 	}
-	u := env.URL(env.Twin.Ports.JWT) + "/mint?kind=" + kind + "&sub=" + os.Getenv("ZOPS_TOKEN_SUB")
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
-	resp, err := http.DefaultClient.Do(req)
+	tok, err := jwtissuer.MintRemote(ctx, env.URL(env.Twin.Ports.JWT), kind, os.Getenv("ZOPS_TOKEN_SUB"))
 	if err != nil {
-		return fmt.Errorf("mint token: %w (is the twin up? `go tool mage twin:up`)", err)
+		return err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("mint token: %s", strings.TrimSpace(string(b)))
-	}
-	fmt.Print(string(b))
+	fmt.Println(tok)
 	return nil
 }

@@ -4,6 +4,7 @@
 package jwtissuer
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -14,9 +15,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -149,4 +153,23 @@ func (i *Issuer) Handler() http.Handler {
 		fmt.Fprintln(w, tok)
 	})
 	return mux
+}
+
+// MintRemote asks a running issuer (the twin's, at baseURL) for a token of kind for sub.
+func MintRemote(ctx context.Context, baseURL, kind, sub string) (string, error) {
+	q := url.Values{"kind": {kind}, "sub": {sub}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/mint?"+q.Encode(), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("mint token: %w (is the twin up? `go tool mage twin:up`)", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("mint token: %s", strings.TrimSpace(string(b)))
+	}
+	return strings.TrimSpace(string(b)), nil
 }

@@ -1,11 +1,13 @@
 package jwtissuer
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +84,24 @@ func TestHandler(t *testing.T) {
 		t.Fatalf("bad kind: %v %v", err, resp.Status)
 	}
 	resp.Body.Close()
+}
+
+func TestMintRemote(t *testing.T) {
+	iss, err := Load(filepath.Join(t.TempDir(), "key.pem"), "http://127.0.0.1:1", "zmanim-api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(iss.Handler())
+	defer srv.Close()
+	tok, err := MintRemote(context.Background(), srv.URL, KindAdmin, "user_admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jwt.MapClaims{}
+	if _, err := jwt.ParseWithClaims(tok, c, func(*jwt.Token) (any, error) { return &iss.key.PublicKey, nil }); err != nil || c["sub"] != "user_admin" || c["scope"] != "publisher admin" {
+		t.Fatalf("token %v %v", c, err)
+	}
+	if _, err := MintRemote(context.Background(), srv.URL, "root", ""); err == nil || !strings.Contains(err.Error(), "unknown token kind") {
+		t.Fatalf("bad kind: %v", err)
+	}
 }
