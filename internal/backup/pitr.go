@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/shtetl/zmanim-ops/internal/pgtool"
 	"github.com/shtetl/zmanim-ops/internal/restic"
 )
 
@@ -153,11 +153,11 @@ hot_standby = on
 	if err := os.WriteFile(filepath.Join(p.DataDir, "recovery.signal"), nil, 0o600); err != nil {
 		return nil, j.diskErr(dir, err)
 	}
-	if p.runAs, err = runAs(); err != nil {
+	if p.runAs, err = pgtool.ServerUser(); err != nil {
 		return nil, err
 	}
 	if p.runAs != nil {
-		if err := chownTree(dir, int(p.runAs.Uid), int(p.runAs.Gid)); err != nil {
+		if err := pgtool.ChownTree(p.runAs, dir); err != nil {
 			return nil, fmt.Errorf("restore: chown %s: %w", dir, err)
 		}
 		if err := reachable(j.ScratchDir, dir); err != nil {
@@ -383,21 +383,6 @@ func pgBinDir(major string) (string, error) {
 	return "", fmt.Errorf("restore: no PostgreSQL %s server programs (pg_ctl) found; install postgresql-%s or set ZOPS_PG_BIN_DIR", major, major)
 }
 
-// runAs returns the credential of the postgres user when running as root (PostgreSQL refuses
-// to run as root), nil otherwise.
-func runAs() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("restore: running as root and there is no postgres user to run the scratch server: %w", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-}
-
 // reachable makes sure the postgres user can enter dir: our own scratch directory is opened
 // for traversal (0711, no listing); any other ancestor lacking o+x is reported.
 func reachable(scratch, dir string) error {
@@ -416,15 +401,6 @@ func reachable(scratch, dir string) error {
 			return nil
 		}
 	}
-}
-
-func chownTree(dir string, uid, gid int) error {
-	return filepath.Walk(dir, func(path string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(path, uid, gid)
-	})
 }
 
 func appendFile(path, s string) error {

@@ -8,9 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/pgtool"
 	"github.com/shtetl/zmanim-ops/internal/tools"
 )
 
@@ -163,58 +162,32 @@ func (t *Twin) healthKumo(ctx context.Context) Health {
 
 // ---- PostgreSQL + PostGIS ----
 
-func pgBinDir() (string, error) {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
-	if len(dirs) == 0 {
-		return "", errMissingPackages
+// pgBinDir is the newest installed PostgreSQL's server programs.
+func pgBinDir(ctx context.Context) (string, error) {
+	p, err := pgtool.FindProgram(ctx, "pg_ctl", 0)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errMissingPackages, err)
 	}
-	sort.Slice(dirs, func(i, j int) bool { return pgMajor(dirs[i]) > pgMajor(dirs[j]) })
-	return filepath.Dir(dirs[0]), nil
-}
-
-func pgMajor(p string) int {
-	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(p))))
-	return n
+	return filepath.Dir(p.Path), nil
 }
 
 // asPostgres runs PostgreSQL's programs as the postgres user when we are root (initdb refuses
 // to run as root), as the current user otherwise.
 func asPostgres(cmd *exec.Cmd) (*exec.Cmd, error) {
-	if os.Geteuid() != 0 {
-		return cmd, nil
+	cred, err := pgtool.ServerUser()
+	if err != nil || cred == nil {
+		return cmd, err
 	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("running as root needs the postgres user (from the postgresql package): %w", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	cmd.Env = append(os.Environ(), "HOME="+u.HomeDir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	return cmd, nil
 }
 
 func chownPostgres(paths ...string) error {
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	u, err := user.Lookup("postgres")
+	cred, err := pgtool.ServerUser()
 	if err != nil {
 		return err
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	for _, p := range paths {
-		if err := filepath.Walk(p, func(path string, _ os.FileInfo, err error) error {
-			if err != nil {
-				return err
-			}
-			return os.Lchown(path, uid, gid)
-		}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return pgtool.ChownTree(cred, paths...)
 }
 
 func (t *Twin) pgData() string { return t.st.Path("pg", "data") }
@@ -235,7 +208,7 @@ func (t *Twin) pgRunning() (int, bool) {
 }
 
 func (t *Twin) runPG(ctx context.Context, bin string, args ...string) error {
-	dir, err := pgBinDir()
+	dir, err := pgBinDir(ctx)
 	if err != nil {
 		return err
 	}
