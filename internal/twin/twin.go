@@ -22,6 +22,7 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/box"
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/deps"
 	"github.com/shtetl/zmanim-ops/internal/twin/daemon"
 	"github.com/shtetl/zmanim-ops/internal/twin/state"
 )
@@ -86,7 +87,7 @@ func (t *Twin) Up(ctx context.Context) (err error) {
 			t.stopComponents(context.Background(), t.started)
 		}
 	}()
-	if err := t.step("packages", func() error { return EnsurePackages(ctx, t.out) }); err != nil {
+	if err := t.step("packages", func() error { return deps.Host(t.out).Ensure(ctx, "twin:up") }); err != nil {
 		return err
 	}
 	if t.sec, err = t.st.EnsureSecrets(); err != nil {
