@@ -5,6 +5,7 @@ import (
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/shtetl/zmanim-ops/internal/deps"
 	"github.com/shtetl/zmanim-ops/internal/release"
 )
 
@@ -42,6 +43,9 @@ func Release(ctx context.Context) error {
 func releaseOptions(ctx context.Context) (release.Options, error) {
 	o, err := release.OptionsFromEnv()
 	if err != nil {
+		return o, err
+	}
+	if err := deps.Ensure(ctx, "release"); err != nil && !o.DryRun {
 		return o, err
 	}
 	if o.Env.IsTwin() && !o.DryRun {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/deps"
 	"github.com/shtetl/zmanim-ops/internal/testenv"
 	"github.com/shtetl/zmanim-ops/internal/tools"
 	"github.com/shtetl/zmanim-ops/internal/twin"
@@ -67,6 +68,10 @@ type Options struct {
 
 // Run brings the twin up and runs the tests.
 func Run(ctx context.Context, o Options) error {
+	// Every program the tests run, checked (and installed as root) before any build.
+	if err := deps.Ensure(ctx, "test"); err != nil {
+		return err
+	}
 	env, err := config.Load()
 	if err != nil {
 		return err
