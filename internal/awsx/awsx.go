@@ -23,7 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
-	"github.com/shtetl/zmanim-ops/internal/twin/state"
+	"github.com/shtetl/zmanim-ops/internal/twinstate"
 )
 
 // Clients are the AWS clients of one environment.
@@ -60,7 +60,7 @@ const TwinDistributionID = config.TwinDistributionID
 // New returns the clients for env.
 func New(ctx context.Context, env *config.Env) (*Clients, error) {
 	if env.IsTwin() {
-		sec, err := state.Dir(env.Twin.StateDir).ReadSecrets()
+		sec, err := twinstate.Dir(env.Twin.StateDir).ReadSecrets()
 		if err != nil {
 			return nil, err
 		}

@@ -14,7 +14,7 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/pgtool"
 	"github.com/shtetl/zmanim-ops/internal/restic"
 	"github.com/shtetl/zmanim-ops/internal/tools"
-	"github.com/shtetl/zmanim-ops/internal/twin/state"
+	"github.com/shtetl/zmanim-ops/internal/twinstate"
 )
 
 // Options not (yet) in internal/config, read from ZOPS_* variables with these defaults. They
@@ -109,7 +109,7 @@ func FromConfig(ctx context.Context, env *config.Env, log io.Writer) (*Job, erro
 	}
 	var pgURL, redis string
 	if env.IsTwin() {
-		sec, err := state.Dir(env.Twin.StateDir).ReadSecrets()
+		sec, err := twinstate.Dir(env.Twin.StateDir).ReadSecrets()
 		if err != nil {
 			return nil, err
 		}

@@ -180,7 +180,7 @@ func startTrivialEndpoint(ctx context.Context) (string, func(), error) {
 		return "", nil, err
 	}
 	bin := filepath.Join(dir, "zops-loadgen")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./internal/loadtest/cmd/zops-loadgen")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/zops-loadgen")
 	build.Dir = config.RepoRoot()
 	if out, err := build.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)

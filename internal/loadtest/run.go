@@ -279,7 +279,7 @@ func BuildRunner(ctx context.Context) ([]byte, error) {
 	}
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, "zops-loadgen")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "./internal/loadtest/cmd/zops-loadgen")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "./cmd/zops-loadgen")
 	cmd.Dir = config.RepoRoot()
 	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

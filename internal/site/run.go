@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
-	"github.com/shtetl/zmanim-ops/internal/twin/state"
+	"github.com/shtetl/zmanim-ops/internal/twinstate"
 )
 
 // Run is site:sync (dryRun false) and site:plan (dryRun true) for the configured environment.
@@ -45,7 +45,7 @@ func twinS3(ctx context.Context) Endpoint {
 	if err != nil || !env.IsTwin() {
 		return Endpoint{}
 	}
-	sec, err := state.Dir(env.Twin.StateDir).ReadSecrets()
+	sec, err := twinstate.Dir(env.Twin.StateDir).ReadSecrets()
 	if err != nil {
 		return Endpoint{}
 	}

@@ -14,14 +14,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/shtetl/zmanim-ops/internal/twin/state"
+	"github.com/shtetl/zmanim-ops/internal/twinstate"
 )
 
 // proc starts and stops a detached background process with a pid file and a log file in the
 // state directory, so that it outlives the mage invocation that started it.
 type proc struct {
 	name string
-	st   state.Dir
+	st   twinstate.Dir
 }
 
 // pid returns the recorded pid if that process is alive.

@@ -24,14 +24,14 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/deps"
 	"github.com/shtetl/zmanim-ops/internal/twin/daemon"
-	"github.com/shtetl/zmanim-ops/internal/twin/state"
+	"github.com/shtetl/zmanim-ops/internal/twinstate"
 )
 
 // Twin is the local twin of one environment of kind twin.
 type Twin struct {
 	env     *config.Env
-	st      state.Dir
-	sec     state.Secrets
+	st      twinstate.Dir
+	sec     twinstate.Secrets
 	aws     *awsx.Clients
 	root    string
 	out     io.Writer
@@ -46,7 +46,7 @@ func New(env *config.Env, out io.Writer) (*Twin, error) {
 	if out == nil {
 		out = io.Discard
 	}
-	t := &Twin{env: env, st: state.Dir(env.Twin.StateDir), root: config.RepoRoot(), out: out}
+	t := &Twin{env: env, st: twinstate.Dir(env.Twin.StateDir), root: config.RepoRoot(), out: out}
 	if sec, err := t.st.ReadSecrets(); err == nil {
 		t.sec = sec
 		t.aws, _ = t.awsClients(context.Background())
@@ -55,10 +55,10 @@ func New(env *config.Env, out io.Writer) (*Twin, error) {
 }
 
 // State returns the state directory.
-func (t *Twin) State() state.Dir { return t.st }
+func (t *Twin) State() twinstate.Dir { return t.st }
 
 // Secrets returns the twin's generated secrets (never print them).
-func (t *Twin) Secrets() state.Secrets { return t.sec }
+func (t *Twin) Secrets() twinstate.Secrets { return t.sec }
 
 func (t *Twin) step(name string, f func() error) error {
 	start := time.Now()
@@ -211,7 +211,7 @@ func (t *Twin) startDaemon(ctx context.Context) error {
 		return err
 	}
 	// The daemon runs the box's backup timers with the same program the units run.
-	if err := goBuild(ctx, t.root, t.st.Path("bin", "zops-backup"), "./internal/backup/cmd/zops-backup", ""); err != nil {
+	if err := goBuild(ctx, t.root, t.st.Path("bin", "zops-backup"), "./cmd/zops-backup", ""); err != nil {
 		return err
 	}
 	sum := fileSum(bin)

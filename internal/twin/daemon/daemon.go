@@ -27,21 +27,21 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/edge"
 	"github.com/shtetl/zmanim-ops/internal/gateway"
 	"github.com/shtetl/zmanim-ops/internal/jwtissuer"
-	"github.com/shtetl/zmanim-ops/internal/twin/state"
+	"github.com/shtetl/zmanim-ops/internal/twinstate"
 )
 
 // Layout of the box inside the state directory: production paths under <state>/box.
-func BoxRoot(st state.Dir) string       { return st.Path("box") }
-func BoxCurrent(st state.Dir) string    { return st.Path("box", "opt", "zmanim", "current") }
-func BoxReleases(st state.Dir) string   { return st.Path("box", "opt", "zmanim", "releases") }
-func BoxEnvFile(st state.Dir) string    { return st.Path("box", "etc", "zmanim", "api.env") }
-func BoxBinary(st state.Dir) string     { return filepath.Join(BoxCurrent(st), "zmanim-api") }
-func AccessLogPath(st state.Dir) string { return st.Path("logs", "gateway-access.log") }
+func BoxRoot(st twinstate.Dir) string       { return st.Path("box") }
+func BoxCurrent(st twinstate.Dir) string    { return st.Path("box", "opt", "zmanim", "current") }
+func BoxReleases(st twinstate.Dir) string   { return st.Path("box", "opt", "zmanim", "releases") }
+func BoxEnvFile(st twinstate.Dir) string    { return st.Path("box", "etc", "zmanim", "api.env") }
+func BoxBinary(st twinstate.Dir) string     { return filepath.Join(BoxCurrent(st), "zmanim-api") }
+func AccessLogPath(st twinstate.Dir) string { return st.Path("logs", "gateway-access.log") }
 
 // Run serves until ctx is done. unitsDir holds the production systemd units the supervisor
 // takes its settings from.
 func Run(ctx context.Context, env *config.Env, unitsDir string) error {
-	st := state.Dir(env.Twin.StateDir)
+	st := twinstate.Dir(env.Twin.StateDir)
 	sec, err := st.ReadSecrets()
 	if err != nil {
 		return err

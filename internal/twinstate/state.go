@@ -1,7 +1,7 @@
-// Package state is the on-disk layout of the local twin: where each component keeps its data,
+// Package twinstate is the on-disk layout of the local twin: where each component keeps its data,
 // logs and pid, and the secrets generated for it on first start. It has no dependencies on the
 // rest of the twin so that the AWS layer and tests can read it.
-package state
+package twinstate
 
 import (
 	"crypto/rand"
