@@ -8,7 +8,7 @@
 //	zops-box deploy [flags] VERSION   called by `mage release` over SSM Run Command: download VERSION
 //	                                  from the releases bucket, verify its sha256 and ELF machine,
 //	                                  install side by side, swap `current`, reload, health gate,
-//	                                  automatic rollback (internal/release.Agent, the same code the
+//	                                  automatic rollback (internal/onbox.Agent, the same code the
 //	                                  twin runs)
 //	zops-box status|logs [--root /]   the supervisor's status and last log lines
 //
@@ -36,7 +36,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/shtetl/zmanim-ops/internal/box"
-	"github.com/shtetl/zmanim-ops/internal/release"
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
 // Set at build time like the API's.
@@ -200,16 +200,16 @@ func deploy(ctx context.Context, root, bucket, region, binary, healthURL, envFil
 		return fmt.Errorf("aws config: %w", err)
 	}
 	hdr := http.Header{}
-	if env, err := release.ReadEnvFile(filepath.Join(root, envFile)); err == nil && env["ZMANIM_ORIGIN_VERIFY_SECRET"] != "" {
+	if env, err := onbox.ReadEnvFile(filepath.Join(root, envFile)); err == nil && env["ZMANIM_ORIGIN_VERIFY_SECRET"] != "" {
 		name := env["ZMANIM_ORIGIN_VERIFY_HEADER"]
 		if name == "" {
 			name = "X-Origin-Verify"
 		}
 		hdr.Set(name, env["ZMANIM_ORIGIN_VERIFY_SECRET"])
 	}
-	a := &release.Agent{
+	a := &onbox.Agent{
 		Root: root, Binary: binary, Arch: runtime.GOARCH,
-		Store:      &release.S3Store{Client: s3.NewFromConfig(cfg), Name: bucket},
+		Store:      &onbox.S3Store{Client: s3.NewFromConfig(cfg), Name: bucket},
 		Supervisor: controlClient(root), HealthURL: healthURL, HealthHeader: hdr, HealthTimeout: timeout,
 		Keep: keep, Out: os.Stdout,
 	}

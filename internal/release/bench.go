@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/loadtest"
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
 // BenchResult is what bench:release measured.
@@ -259,7 +260,7 @@ type Baseline struct {
 // BenchBaseline restarts from binary a to binary b under rps for a few seconds.
 func BenchBaseline(ctx context.Context, a, b, envFile string, rps float64) (Baseline, error) {
 	var res Baseline
-	all, err := ReadEnvFile(envFile)
+	all, err := onbox.ReadEnvFile(envFile)
 	if err != nil {
 		return res, err
 	}
@@ -285,7 +286,7 @@ func BenchBaseline(ctx context.Context, a, b, envFile string, rps float64) (Base
 		}
 		deadline := time.Now().Add(30 * time.Second)
 		for time.Now().Before(deadline) {
-			if _, code, err := GetHealth(ctx, hc, url+"/health", nil); err == nil && code == 200 {
+			if _, code, err := onbox.GetHealth(ctx, hc, url+"/health", nil); err == nil && code == 200 {
 				return cmd, nil
 			}
 			time.Sleep(20 * time.Millisecond)

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
 // Source is the git state a release is built from.
@@ -73,23 +75,10 @@ func ReadSource(ctx context.Context, dir, version string) (Source, error) {
 			s.Version += "-dirty." + time.Now().UTC().Format("20060102T150405")
 		}
 	}
-	if err := ValidVersion(s.Version); err != nil {
+	if err := onbox.ValidVersion(s.Version); err != nil {
 		return s, err
 	}
 	return s, nil
-}
-
-// ValidVersion checks that a version can name a directory and an S3 key.
-func ValidVersion(v string) error {
-	if v == "" || len(v) > 100 || v == "." || v == ".." || strings.HasPrefix(v, ".") {
-		return fmt.Errorf("version %q: use 1-100 characters of letters, digits, '.', '-', '_', '+' not starting with '.'", v)
-	}
-	for _, r := range v {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(".-_+", r)) {
-			return fmt.Errorf("version %q: %q is not allowed; use letters, digits, '.', '-', '_', '+'", v, r)
-		}
-	}
-	return nil
 }
 
 // Target is one binary for one platform.
@@ -102,17 +91,6 @@ type Target struct {
 // Platform is "linux/<arch>".
 func (t Target) Platform() string { return "linux/" + t.Arch }
 
-// Artifact is a built binary.
-type Artifact struct {
-	Name   string `json:"name"`
-	OS     string `json:"os"`
-	Arch   string `json:"arch"`
-	Path   string `json:"-"` // local file
-	Key    string `json:"key"`
-	SHA256 string `json:"sha256"`
-	Size   int64  `json:"size"`
-}
-
 // Build cross-compiles the targets: CGO off, -trimpath, -buildvcs=false, version, commit and
 // date (the commit time) injected, so two builds of one commit are byte-identical. Go's
 // content-addressed build cache makes a rebuild of unchanged code a link step; a stamp per
@@ -124,7 +102,7 @@ type Build struct {
 	Go      string // go command (default "go")
 	Out     io.Writer
 
-	Artifacts []Artifact // filled by Run (or Skip, when cached)
+	Artifacts []onbox.Artifact // filled by Run (or Skip, when cached)
 }
 
 func (b *Build) String() string {
@@ -169,7 +147,7 @@ func (b *Build) Skip(ctx context.Context) (bool, string) {
 	if b.Src.Dirty {
 		return false, ""
 	}
-	var arts []Artifact
+	var arts []onbox.Artifact
 	for _, t := range b.Targets {
 		st, err := os.ReadFile(b.output(t) + ".stamp")
 		if err != nil || strings.TrimSpace(string(st)) != b.stamp(t) {
@@ -222,35 +200,10 @@ func (b *Build) Run(ctx context.Context) error {
 	return nil
 }
 
-func describe(t Target, path string) (Artifact, error) {
-	sum, size, err := FileSHA256(path)
+func describe(t Target, path string) (onbox.Artifact, error) {
+	sum, size, err := onbox.FileSHA256(path)
 	if err != nil {
-		return Artifact{}, err
+		return onbox.Artifact{}, err
 	}
-	return Artifact{Name: t.Name, OS: "linux", Arch: t.Arch, Path: path, SHA256: sum, Size: size}, nil
-}
-
-// FileSHA256 returns the hex sha256 and size of a file.
-func FileSHA256(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-// Find returns the artifact of name for arch.
-func Find(arts []Artifact, name, arch string) (Artifact, bool) {
-	for _, a := range arts {
-		if a.Name == name && a.Arch == arch {
-			return a, true
-		}
-	}
-	return Artifact{}, false
+	return onbox.Artifact{Name: t.Name, OS: "linux", Arch: t.Arch, Path: path, SHA256: sum, Size: size}, nil
 }

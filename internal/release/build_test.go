@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
 // gitRepo makes a repository with one commit holding a go.mod and testdata/hello.
@@ -141,7 +143,7 @@ func TestBuildIsReproducibleAndCached(t *testing.T) {
 			t.Fatalf("two builds of one commit differ for %s: %s vs %s", a.Arch, a.SHA256, b.SHA256)
 		}
 		x, _ := os.ReadFile(a.Path)
-		if err := CheckELF(x, a.Arch); err != nil {
+		if err := onbox.CheckELF(x, a.Arch); err != nil {
 			t.Fatalf("%s: %v", a.Arch, err)
 		}
 		if !bytes.Contains(x, []byte("v1.2.3")) || !bytes.Contains(x, []byte(src.Commit)) || !bytes.Contains(x, []byte("2026-11-01T10:00:00Z")) {
@@ -152,7 +154,7 @@ func TestBuildIsReproducibleAndCached(t *testing.T) {
 		}
 	}
 	// Native: the injected values are what --version prints.
-	if a, ok := Find(b1.Artifacts, "zmanim-api", runtime.GOARCH); ok {
+	if a, ok := onbox.Find(b1.Artifacts, "zmanim-api", runtime.GOARCH); ok {
 		out, err := exec.Command(a.Path).Output()
 		if err != nil || !strings.Contains(string(out), "zmanim-api v1.2.3 (commit "+src.Commit+", built 2026-11-01T10:00:00Z)") {
 			t.Fatalf("run: %q %v", out, err)

@@ -13,6 +13,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
 // Deployer switches the box to a version that is in the bucket.
@@ -20,7 +21,7 @@ type Deployer interface {
 	// Where describes the target, e.g. "the twin's box" or "i-0abc over SSM".
 	Where() string
 	// Deploy installs version and switches to it, health gate and rollback included.
-	Deploy(ctx context.Context, version string) (Outcome, error)
+	Deploy(ctx context.Context, version string) (onbox.Outcome, error)
 }
 
 // Deploy is the pipeline step around a Deployer.
@@ -28,7 +29,7 @@ type Deploy struct {
 	Deployer Deployer
 	Version  func() string
 
-	Outcome Outcome // filled by Run
+	Outcome onbox.Outcome // filled by Run
 }
 
 func (d *Deploy) String() string {
@@ -44,7 +45,7 @@ func (d *Deploy) Run(ctx context.Context) error {
 
 // LocalDeployer runs the on-box Agent in this process (the twin).
 type LocalDeployer struct {
-	Agent *Agent
+	Agent *onbox.Agent
 	Name  string
 }
 
@@ -52,11 +53,11 @@ type LocalDeployer struct {
 func (l *LocalDeployer) Where() string { return l.Name }
 
 // Deploy runs the agent and prunes old installs after a success.
-func (l *LocalDeployer) Deploy(ctx context.Context, version string) (Outcome, error) {
+func (l *LocalDeployer) Deploy(ctx context.Context, version string) (onbox.Outcome, error) {
 	o, err := l.Agent.Deploy(ctx, version)
 	if err == nil {
-		if removed, perr := l.Agent.Prune(o.Previous); perr == nil && len(removed) > 0 {
-			l.Agent.printf("  removed old installs: %s\n", strings.Join(removed, ", "))
+		if removed, perr := l.Agent.Prune(o.Previous); perr == nil && len(removed) > 0 && l.Agent.Out != nil {
+			fmt.Fprintf(l.Agent.Out, "  removed old installs: %s\n", strings.Join(removed, ", "))
 		}
 	}
 	return o, err
@@ -149,8 +150,8 @@ func (s *SSMDeployer) instance(ctx context.Context) (string, error) {
 }
 
 // Deploy sends the command and waits for its result.
-func (s *SSMDeployer) Deploy(ctx context.Context, version string) (Outcome, error) {
-	o := Outcome{Version: version}
+func (s *SSMDeployer) Deploy(ctx context.Context, version string) (onbox.Outcome, error) {
+	o := onbox.Outcome{Version: version}
 	id, err := s.instance(ctx)
 	if err != nil {
 		return o, err
@@ -210,7 +211,7 @@ func (s *SSMDeployer) Deploy(ctx context.Context, version string) (Outcome, erro
 		o.Logs = stderr
 		if strings.Contains(stdout+stderr, "rolled back") {
 			o.RolledBack = true
-			return o, fmt.Errorf("%w: on %s (exit %d):\n%s", ErrHealthGate, id, inv.ResponseCode, indent(stderr))
+			return o, fmt.Errorf("%w: on %s (exit %d):\n%s", onbox.ErrHealthGate, id, inv.ResponseCode, indent(stderr))
 		}
 		return o, fmt.Errorf("%w: ssm command %s on %s: %s (exit %d):\n%s", ErrRemote, cmdID, id, inv.Status, inv.ResponseCode, indent(stderr))
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
 // fakeSSM answers the SSM JSON protocol (awsJson1_1, X-Amz-Target) the SDK speaks.
@@ -77,7 +78,7 @@ func TestSSMDeployer(t *testing.T) {
 	}{
 		{"success", map[string]any{"Status": "Success", "ResponseCode": 0, "StandardOutputContent": "  installed ...\ndeployed v2 (previous v1)\n"}, nil, ""},
 		{"rolled back on the box", map[string]any{"Status": "Failed", "ResponseCode": 1, "StandardOutputContent": "  rolled back: current -> releases/v1",
-			"StandardErrorContent": "zops-box: health gate failed; rolled back to v1: ...\n--- last log lines of v2 ---\nrefusing to start"}, ErrHealthGate, "refusing to start"},
+			"StandardErrorContent": "zops-box: health gate failed; rolled back to v1: ...\n--- last log lines of v2 ---\nrefusing to start"}, onbox.ErrHealthGate, "refusing to start"},
 		{"agent failed", map[string]any{"Status": "Failed", "ResponseCode": 1, "StandardErrorContent": "zops-box: sha256 mismatch"}, ErrRemote, "sha256 mismatch"},
 		{"timed out", map[string]any{"Status": "TimedOut", "ResponseCode": -1}, ErrRemote, "TimedOut"},
 	}
@@ -99,7 +100,7 @@ func TestSSMDeployer(t *testing.T) {
 			if err != nil && !strings.Contains(err.Error(), tc.wantText) {
 				t.Fatalf("error lacks %q: %v", tc.wantText, err)
 			}
-			if o.RolledBack != errors.Is(tc.wantErr, ErrHealthGate) {
+			if o.RolledBack != errors.Is(tc.wantErr, onbox.ErrHealthGate) {
 				t.Fatalf("outcome %+v", o)
 			}
 			if f.sent["DocumentName"] != "AWS-RunShellScript" || !strings.Contains(jsonOf(f.sent["InstanceIds"]), "i-0abc") {

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
 // Results recorded in the history.
@@ -37,9 +39,9 @@ type Entry struct {
 // Record writes the history entry of this run once it is over, whatever the result (its Run
 // only notes the start; it sits right after the lock so every locked attempt is recorded).
 type Record struct {
-	Store   Store
+	Store   onbox.Store
 	Entry   Entry
-	Outcome func() Outcome
+	Outcome func() onbox.Outcome
 	now     func() time.Time
 
 	Written string // key written by Finish
@@ -75,7 +77,7 @@ func (r *Record) Finish(ctx context.Context, runErr error) error {
 	switch {
 	case runErr == nil:
 		e.Result = ResultReleased
-	case errors.Is(runErr, ErrHealthGate):
+	case errors.Is(runErr, onbox.ErrHealthGate):
 		e.Result = ResultRolledBack
 	default:
 		e.Result = ResultFailed
@@ -85,7 +87,7 @@ func (r *Record) Finish(ctx context.Context, runErr error) error {
 	}
 	b, _ := json.MarshalIndent(e, "", "  ")
 	key := HistoryPrefix + e.Started.Format("20060102T150405.000000000Z") + "-" + e.Version + ".json"
-	if _, err := r.Store.Put(ctx, key, b, Cond{IfAbsent: true}); err != nil {
+	if _, err := r.Store.Put(ctx, key, b, onbox.Cond{IfAbsent: true}); err != nil {
 		return fmt.Errorf("record history: %w", err)
 	}
 	r.Written = key
@@ -98,7 +100,7 @@ func firstLine(s string) string {
 }
 
 // History reads every entry, oldest first.
-func History(ctx context.Context, st Store) ([]Entry, error) {
+func History(ctx context.Context, st onbox.Store) ([]Entry, error) {
 	keys, err := st.List(ctx, HistoryPrefix)
 	if err != nil {
 		return nil, err
@@ -155,12 +157,12 @@ func PrintHistory(w io.Writer, h []Entry) {
 }
 
 // Versions lists the released versions in the bucket (those with a manifest), oldest first.
-func Versions(ctx context.Context, st Store) ([]*Manifest, error) {
+func Versions(ctx context.Context, st onbox.Store) ([]*onbox.Manifest, error) {
 	keys, err := st.List(ctx, "releases/")
 	if err != nil {
 		return nil, err
 	}
-	var ms []*Manifest
+	var ms []*onbox.Manifest
 	for _, k := range keys {
 		if !strings.HasSuffix(k, "/manifest.json") {
 			continue
@@ -169,7 +171,7 @@ func Versions(ctx context.Context, st Store) ([]*Manifest, error) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := ParseManifest(b)
+		m, err := onbox.ParseManifest(b)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", k, err)
 		}
@@ -183,7 +185,7 @@ func Versions(ctx context.Context, st Store) ([]*Manifest, error) {
 // pointer names, the one serving, or the rollback target. Binaries go before the manifest,
 // so an interrupted prune leaves a listed (and later pruned) release, never a hidden one.
 type Retention struct {
-	Store   Store
+	Store   onbox.Store
 	Keep    int
 	Protect func() []string // e.g. the version just released
 	Out     io.Writer
@@ -258,7 +260,7 @@ func (r *Retention) Run(ctx context.Context) error {
 			return !strings.HasSuffix(keys[i], "/manifest.json") && strings.HasSuffix(keys[j], "/manifest.json")
 		})
 		for _, k := range keys {
-			if err := r.Store.Delete(ctx, k, Cond{}); err != nil {
+			if err := r.Store.Delete(ctx, k, onbox.Cond{}); err != nil {
 				return err
 			}
 		}

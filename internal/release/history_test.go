@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
 func TestRecord(t *testing.T) {
@@ -18,15 +20,15 @@ func TestRecord(t *testing.T) {
 		want   string
 	}{
 		{"released", nil, ResultReleased},
-		{"rolled back", fmt.Errorf("deploy: %w to v0: boom\nlog lines", ErrHealthGate), ResultRolledBack},
+		{"rolled back", fmt.Errorf("deploy: %w to v0: boom\nlog lines", onbox.ErrHealthGate), ResultRolledBack},
 		{"failed", errors.New("upload: no bucket"), ResultFailed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			st := NewMemStore("rel")
+			st := onbox.NewMemStore("rel")
 			clock := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 			r := &Record{Store: st, Entry: Entry{Version: "v1", Who: "me@host", Kind: "release", Message: "m"},
-				Outcome: func() Outcome { return Outcome{Previous: "v0"} },
+				Outcome: func() onbox.Outcome { return onbox.Outcome{Previous: "v0"} },
 				now:     func() time.Time { clock = clock.Add(time.Second); return clock }}
 			if !strings.Contains(r.String(), "s3://rel/history/") {
 				t.Errorf("String() = %q", r.String())
@@ -78,11 +80,11 @@ func TestServing(t *testing.T) {
 
 func TestRetention(t *testing.T) {
 	ctx := context.Background()
-	st := NewMemStore("rel")
+	st := onbox.NewMemStore("rel")
 	for i, v := range []string{"v1", "v2", "v3", "v4", "v5"} {
 		m := packaged(t, v)
 		m.BuiltAt = time.Date(2026, 11, 27, 10, i, 0, 0, time.UTC)
-		must(t, (&Upload{Store: st, Manifest: func() *Manifest { return m }}).Run(ctx))
+		must(t, (&Upload{Store: st, Manifest: func() *onbox.Manifest { return m }}).Run(ctx))
 	}
 	// History: v1 serves (a rollback), v2 is the rollback target; the pointer names v5.
 	for i, v := range []string{"v2", "v1"} {

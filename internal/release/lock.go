@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
 // ErrLocked means another deploy holds the lock.
@@ -36,7 +38,7 @@ func (l LockInfo) String() string {
 // Timeout is stale (its holder died) and is taken over with If-Match on its ETag, so two
 // takers cannot both win. With Wait > 0 the step queues behind the holder for that long.
 type Lock struct {
-	Store   Store
+	Store   onbox.Store
 	Info    LockInfo
 	Timeout time.Duration // staleness
 	Wait    time.Duration // ZOPS_LOCK_WAIT
@@ -105,16 +107,16 @@ func (l *Lock) try(ctx context.Context) (LockInfo, error) {
 	info.Acquired = now
 	info.Expires = now.Add(l.Timeout)
 	body, _ := json.Marshal(info)
-	etag, err := l.Store.Put(ctx, LockKey, body, Cond{IfAbsent: true})
+	etag, err := l.Store.Put(ctx, LockKey, body, onbox.Cond{IfAbsent: true})
 	if err == nil {
 		l.etag = etag
 		return info, nil
 	}
-	if !errors.Is(err, ErrPrecondition) {
+	if !errors.Is(err, onbox.ErrPrecondition) {
 		return LockInfo{}, fmt.Errorf("take the deploy lock: %w", err)
 	}
 	cur, curTag, err := l.Store.Get(ctx, LockKey)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, onbox.ErrNotFound) {
 		return LockInfo{}, fmt.Errorf("%w: released meanwhile", ErrLocked) // retry at once next round
 	}
 	if err != nil {
@@ -125,7 +127,7 @@ func (l *Lock) try(ctx context.Context) (LockInfo, error) {
 		holder = LockInfo{Owner: "unknown (unreadable lock object)", Expires: now.Add(-time.Second)}
 	}
 	if now.After(holder.Expires) {
-		etag, err := l.Store.Put(ctx, LockKey, body, Cond{IfMatch: curTag})
+		etag, err := l.Store.Put(ctx, LockKey, body, onbox.Cond{IfMatch: curTag})
 		if err == nil {
 			l.etag = etag
 			if l.Out != nil {
@@ -133,7 +135,7 @@ func (l *Lock) try(ctx context.Context) (LockInfo, error) {
 			}
 			return info, nil
 		}
-		if !errors.Is(err, ErrPrecondition) {
+		if !errors.Is(err, onbox.ErrPrecondition) {
 			return LockInfo{}, fmt.Errorf("take over the stale deploy lock: %w", err)
 		}
 	}
@@ -145,9 +147,9 @@ func (l *Lock) Finish(ctx context.Context, _ error) error {
 	if l.etag == "" {
 		return nil
 	}
-	err := l.Store.Delete(ctx, LockKey, Cond{IfMatch: l.etag})
+	err := l.Store.Delete(ctx, LockKey, onbox.Cond{IfMatch: l.etag})
 	l.etag = ""
-	if errors.Is(err, ErrPrecondition) {
+	if errors.Is(err, onbox.ErrPrecondition) {
 		return fmt.Errorf("the deploy lock was taken over by another release while this one ran (it outlived release.lock_timeout); left it alone")
 	}
 	return err

@@ -8,7 +8,7 @@
 // Progress, timing and error wrapping are done once, around the steps, in Pipeline.Run.
 //
 // The on-box part of a deploy (download, verify, install side by side, atomic symlink swap,
-// supervisor reload, health gate, automatic rollback) lives in internal/release/onbox and is
+// supervisor reload, health gate, automatic rollback) lives in internal/onbox and is
 // shared by the twin (run in-process) and production (zops-box deploy, called over SSM).
 package release
 

@@ -18,6 +18,7 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/box"
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
 // Options of a release, read from the environment by OptionsFromEnv:
@@ -114,7 +115,7 @@ func (c *CheckTree) Run(ctx context.Context) error {
 
 // movePointer moves releases/current (used by rollback, where no upload happens).
 type movePointer struct {
-	Store   Store
+	Store   onbox.Store
 	Version func() string
 	Who     string
 }
@@ -130,8 +131,8 @@ func (m *movePointer) Run(ctx context.Context) error {
 // Report is what a release did.
 type Report struct {
 	Version  string
-	Manifest *Manifest
-	Outcome  Outcome
+	Manifest *onbox.Manifest
+	Outcome  onbox.Outcome
 	Summary  Summary
 
 	collect func() // copies the steps' results into the report
@@ -139,7 +140,7 @@ type Report struct {
 
 // Env wiring: the bucket and the deployer of an environment.
 type wiring struct {
-	store    Store
+	store    onbox.Store
 	deployer Deployer
 	envFile  string // the twin's API environment (smoke /health), "" in prod
 }
@@ -152,7 +153,7 @@ func wire(ctx context.Context, o Options) (*wiring, error) {
 		}
 		return nil, err
 	}
-	w := &wiring{store: &S3Store{Client: c.S3, Name: o.Env.Buckets.Releases}}
+	w := &wiring{store: &onbox.S3Store{Client: c.S3, Name: o.Env.Buckets.Releases}}
 	if o.Env.IsTwin() {
 		agent := TwinAgent(o.Env, w.store, o.Out)
 		w.deployer = &LocalDeployer{Agent: agent, Name: "the twin's box (" + agent.Root + ")"}
@@ -172,8 +173,8 @@ func wire(ctx context.Context, o Options) (*wiring, error) {
 
 // TwinAgent is the on-box agent of the twin: root <state>/box, the supervisor's control API
 // on the twin's control port, the health gate through the twin's edge.
-func TwinAgent(env *config.Env, st Store, out io.Writer) *Agent {
-	return &Agent{
+func TwinAgent(env *config.Env, st onbox.Store, out io.Writer) *onbox.Agent {
+	return &onbox.Agent{
 		Root:          filepath.Join(env.Twin.StateDir, "box"),
 		Binary:        env.Release.Binary,
 		Arch:          runtime.GOARCH,
@@ -216,7 +217,7 @@ func Release(ctx context.Context, o Options) (*Report, error) {
 }
 
 // Plan returns the release pipeline (exported for tests and dry runs).
-func Plan(o Options, src Source, st Store, d Deployer, envFile string) (*Pipeline, *Report) {
+func Plan(o Options, src Source, st onbox.Store, d Deployer, envFile string) (*Pipeline, *Report) {
 	rep := &Report{Version: src.Version}
 	outDir := filepath.Join(o.Root, ".state", "release", "dist", src.Version)
 	targets := []Target{{Name: o.Env.Release.Binary, Package: o.Env.Release.Package, Arch: o.Env.Instance.Arch}}
@@ -226,18 +227,20 @@ func Plan(o Options, src Source, st Store, d Deployer, envFile string) (*Pipelin
 	targets = append(targets, Target{Name: "zops-box", Package: "./cmd/zops-box", Arch: o.Env.Instance.Arch})
 	build := &Build{Src: src, Targets: targets, OutDir: outDir, Out: o.Out}
 	smoke := &Smoke{
-		Binary:  func() (Artifact, bool) { return Find(build.Artifacts, o.Env.Release.Binary, o.Env.Instance.Arch) },
+		Binary: func() (onbox.Artifact, bool) {
+			return onbox.Find(build.Artifacts, o.Env.Release.Binary, o.Env.Instance.Arch)
+		},
 		Version: src.Version, EnvFile: envFile, Out: o.Out,
 	}
 	if o.NoSmoke {
 		smoke.Emu = "off"
 	}
-	pkg := &Package{Src: src, Artifacts: func() []Artifact { return build.Artifacts }, OutDir: outDir, Who: o.Who, Out: o.Out}
+	pkg := &Package{Src: src, Artifacts: func() []onbox.Artifact { return build.Artifacts }, OutDir: outDir, Who: o.Who, Out: o.Out}
 	lock := &Lock{Store: st, Info: LockInfo{Owner: o.Who, PID: os.Getpid(), Version: src.Version, Message: o.Message},
 		Timeout: o.Env.Release.LockTimeout.D(), Wait: o.LockWait, Out: o.Out}
 	deploy := &Deploy{Deployer: d, Version: func() string { return src.Version }}
 	rec := &Record{Store: st, Entry: Entry{Version: src.Version, Commit: src.Commit, Who: o.Who, Message: o.Message, Kind: "release", Env: o.Env.Name},
-		Outcome: func() Outcome { return deploy.Outcome }}
+		Outcome: func() onbox.Outcome { return deploy.Outcome }}
 	steps := []Step{
 		&CheckTree{Src: src, Allow: o.AllowDirty, Dir: o.Root}, // refuse unreproducible input first
 		build, // linux/arm64 for the box (+ the host arch for the twin), zops-box
@@ -245,7 +248,7 @@ func Plan(o Options, src Source, st Store, d Deployer, envFile string) (*Pipelin
 		pkg,   // sha256, size, manifest
 		lock,  // one release at a time, from here on
 		rec,   // history entry written at the end, whatever happens
-		&Upload{Store: st, Manifest: func() *Manifest { return pkg.Manifest }, Who: o.Who, Out: o.Out}, // immutable, verified, then the pointer
+		&Upload{Store: st, Manifest: func() *onbox.Manifest { return pkg.Manifest }, Who: o.Who, Out: o.Out}, // immutable, verified, then the pointer
 		deploy, // on the box: verify, install, swap, reload, health gate, rollback
 		&Retention{Store: st, Keep: o.Env.Release.Keep, Protect: func() []string { return []string{src.Version} }, Out: o.Out},
 	}
@@ -313,19 +316,19 @@ func Rollback(ctx context.Context, o Options, version string) (*Report, error) {
 		}
 		version = prev
 	}
-	if err := ValidVersion(version); err != nil {
+	if err := onbox.ValidVersion(version); err != nil {
 		return nil, err
 	}
-	if _, _, err := w.store.Get(ctx, ManifestKey(version)); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("%w: %s is not in s3://%s (pruned or never released); see `go tool mage release:history`", ErrNoRelease, version, w.store.Bucket())
+	if _, _, err := w.store.Get(ctx, onbox.ManifestKey(version)); err != nil {
+		if errors.Is(err, onbox.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s is not in s3://%s (pruned or never released); see `go tool mage release:history`", onbox.ErrNoRelease, version, w.store.Bucket())
 		}
 		return nil, err
 	}
 	deploy := &Deploy{Deployer: w.deployer, Version: func() string { return version }}
 	steps := []Step{
 		&Lock{Store: w.store, Info: LockInfo{Owner: o.Who, PID: os.Getpid(), Version: version, Message: o.Message}, Timeout: o.Env.Release.LockTimeout.D(), Wait: o.LockWait, Out: o.Out},
-		&Record{Store: w.store, Entry: Entry{Version: version, Who: o.Who, Message: o.Message, Kind: "rollback", Env: o.Env.Name}, Outcome: func() Outcome { return deploy.Outcome }},
+		&Record{Store: w.store, Entry: Entry{Version: version, Who: o.Who, Message: o.Message, Kind: "rollback", Env: o.Env.Name}, Outcome: func() onbox.Outcome { return deploy.Outcome }},
 		deploy,
 		&movePointer{Store: w.store, Version: func() string { return version }, Who: o.Who},
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/loadtest"
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 	"github.com/shtetl/zmanim-ops/internal/testenv"
 )
 
@@ -35,7 +36,7 @@ func TestTwinRelease(t *testing.T) {
 	}
 	serving := func() string {
 		t.Helper()
-		v, code, err := GetHealth(ctx, &http.Client{Timeout: 5 * time.Second}, edge+"/health", nil)
+		v, code, err := onbox.GetHealth(ctx, &http.Client{Timeout: 5 * time.Second}, edge+"/health", nil)
 		if err != nil || code != 200 {
 			t.Fatalf("edge /health: %d %v", code, err)
 		}
@@ -106,7 +107,7 @@ func TestTwinRelease(t *testing.T) {
 		e.Buckets.Releases = "zmanim-no-such-bucket"
 		o.Env = &e
 		_, err := Release(ctx, o)
-		if !errors.Is(err, ErrNoBucket) || !strings.Contains(err.Error(), "twin:up") {
+		if !errors.Is(err, onbox.ErrNoBucket) || !strings.Contains(err.Error(), "twin:up") {
 			t.Fatalf("missing bucket: %v", err)
 		}
 		if serving() != v2 {
@@ -132,7 +133,7 @@ func TestTwinRelease(t *testing.T) {
 		time.Sleep(time.Second)
 		stop()
 		res := <-done
-		if !errors.Is(relErr, ErrHealthGate) || !strings.Contains(relErr.Error(), "refusing to start") {
+		if !errors.Is(relErr, onbox.ErrHealthGate) || !strings.Contains(relErr.Error(), "refusing to start") {
 			t.Fatalf("release of a failing build: %v, want ErrHealthGate with the log lines", relErr)
 		}
 		if got := serving(); got != v2 {

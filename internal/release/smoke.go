@@ -3,7 +3,6 @@ package release
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
 // Smoke runs the box's binary (linux/arm64 under qemu-user on an amd64 host, natively on an
@@ -22,7 +23,7 @@ import (
 // version. Only the database, Redis and JWT settings of EnvFile are passed: the smoke tests
 // the build, the box's own settings are tested by the deploy's health gate.
 type Smoke struct {
-	Binary  func() (Artifact, bool) // the artifact to run (filled by the build)
+	Binary  func() (onbox.Artifact, bool) // the artifact to run (filled by the build)
 	Version string
 	Emu     string // emulator for foreign archs (default qemu-<arch>-static)
 	EnvFile string // optional: API environment for the /health check
@@ -102,8 +103,8 @@ func (s *Smoke) Run(ctx context.Context) error {
 // smokeEnv are the settings taken from the API environment file.
 var smokeEnv = []string{"ZMANIM_DATABASE_URL", "ZMANIM_REDIS_ADDR", "ZMANIM_JWKS_URL", "ZMANIM_JWT_ISSUER", "ZMANIM_JWT_AUDIENCE"}
 
-func (s *Smoke) health(ctx context.Context, pre []string, a Artifact, timeout time.Duration) error {
-	all, err := ReadEnvFile(s.EnvFile)
+func (s *Smoke) health(ctx context.Context, pre []string, a onbox.Artifact, timeout time.Duration) error {
+	all, err := onbox.ReadEnvFile(s.EnvFile)
 	if err != nil {
 		return err
 	}
@@ -151,7 +152,7 @@ func (s *Smoke) health(ctx context.Context, pre []string, a Artifact, timeout ti
 			return ctx.Err()
 		default:
 		}
-		v, code, err := GetHealth(ctx, hc, url, nil)
+		v, code, err := onbox.GetHealth(ctx, hc, url, nil)
 		if err == nil && code == http.StatusOK && v == s.Version {
 			if s.Out != nil {
 				fmt.Fprintf(s.Out, "  GET /health: 200, version %s\n", v)
@@ -162,52 +163,6 @@ func (s *Smoke) health(ctx context.Context, pre []string, a Artifact, timeout ti
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("%s serve: /health did not answer 200 with version %s within %s (last: %s)\n--- output ---\n%s", a.Name, s.Version, timeout, last, tail(logs.String(), 20))
-}
-
-// GetHealth fetches a /health URL and returns the reported version and status code.
-func GetHealth(ctx context.Context, hc *http.Client, url string, hdr http.Header) (string, int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", 0, err
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	req.Header.Set("Cache-Control", "no-cache")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", 0, err
-	}
-	defer resp.Body.Close()
-	var h struct {
-		Version string `json:"version"`
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if err := json.Unmarshal(body, &h); err != nil {
-		return "", resp.StatusCode, fmt.Errorf("health answer is not JSON: %.80q", body)
-	}
-	return h.Version, resp.StatusCode, nil
-}
-
-// ReadEnvFile parses KEY=VALUE lines (systemd EnvironmentFile= syntax without continuations).
-func ReadEnvFile(path string) (map[string]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("environment file: %w", err)
-	}
-	env := map[string]string{}
-	for _, l := range strings.Split(string(b), "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, ";") {
-			continue
-		}
-		k, v, ok := strings.Cut(l, "=")
-		if !ok {
-			continue
-		}
-		env[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"'`)
-	}
-	return env, nil
 }
 
 func tail(s string, n int) string {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 	"github.com/shtetl/zmanim-ops/internal/testenv"
 )
 
@@ -29,7 +30,7 @@ func TestSmoke(t *testing.T) {
 	ctx := context.Background()
 	envFile := filepath.Join(t.TempDir(), "api.env")
 	must(t, os.WriteFile(envFile, []byte("ZMANIM_DATABASE_URL=postgres://x\nZMANIM_FAIL_IF_VERSION=v1\n"), 0o600))
-	host := Artifact{Name: "zmanim-api", Arch: runtime.GOARCH, Path: versioned(t, fakeHost, "v1")}
+	host := onbox.Artifact{Name: "zmanim-api", Arch: runtime.GOARCH, Path: versioned(t, fakeHost, "v1")}
 	tests := []struct {
 		name    string
 		s       Smoke
@@ -46,9 +47,9 @@ func TestSmoke(t *testing.T) {
 			s := tc.s
 			a := host
 			if tc.name == "missing emulator" {
-				a = Artifact{Name: "zmanim-api", Arch: foreignArch, Path: versioned(t, fakeForeign, "v1")}
+				a = onbox.Artifact{Name: "zmanim-api", Arch: foreignArch, Path: versioned(t, fakeForeign, "v1")}
 			}
-			s.Binary = func() (Artifact, bool) { return a, true }
+			s.Binary = func() (onbox.Artifact, bool) { return a, true }
 			err := s.Run(ctx)
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("Run = %v, want %q", err, tc.wantErr)
@@ -80,8 +81,8 @@ func TestSmokeUnderQemu(t *testing.T) {
 	}
 	envFile := filepath.Join(t.TempDir(), "api.env")
 	must(t, os.WriteFile(envFile, nil, 0o600))
-	a := Artifact{Name: "zmanim-api", Arch: "arm64", Path: versioned(t, fakeForeign, "v7")}
-	s := &Smoke{Version: "v7", EnvFile: envFile, Binary: func() (Artifact, bool) { return a, true }}
+	a := onbox.Artifact{Name: "zmanim-api", Arch: "arm64", Path: versioned(t, fakeForeign, "v7")}
+	s := &Smoke{Version: "v7", EnvFile: envFile, Binary: func() (onbox.Artifact, bool) { return a, true }}
 	must(t, s.Run(context.Background()))
 }
 
@@ -97,11 +98,11 @@ func TestGetHealth(t *testing.T) {
 		w.Write([]byte(`{"status":"ok","version":"v9"}`))
 	}))
 	url := "http://" + ln.Addr().String() + "/health"
-	v, code, err := GetHealth(context.Background(), http.DefaultClient, url, http.Header{"X-Origin-Verify": {"s3cret"}})
+	v, code, err := onbox.GetHealth(context.Background(), http.DefaultClient, url, http.Header{"X-Origin-Verify": {"s3cret"}})
 	if err != nil || code != 200 || v != "v9" {
 		t.Fatalf("GetHealth = %q %d %v", v, code, err)
 	}
-	if _, code, _ := GetHealth(context.Background(), http.DefaultClient, url, nil); code != 403 {
+	if _, code, _ := onbox.GetHealth(context.Background(), http.DefaultClient, url, nil); code != 403 {
 		t.Fatalf("without the header: %d", code)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
 // ErrVersionExists means the version was released before; versions are immutable.
@@ -24,10 +26,10 @@ type Pointer struct {
 }
 
 // ReadPointer reads releases/current; a missing pointer is a zero Pointer and no error.
-func ReadPointer(ctx context.Context, st Store) (Pointer, error) {
+func ReadPointer(ctx context.Context, st onbox.Store) (Pointer, error) {
 	var p Pointer
 	b, _, err := st.Get(ctx, CurrentKey)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, onbox.ErrNotFound) {
 		return p, nil
 	}
 	if err != nil {
@@ -40,19 +42,19 @@ func ReadPointer(ctx context.Context, st Store) (Pointer, error) {
 }
 
 // WritePointer moves releases/current.
-func WritePointer(ctx context.Context, st Store, p Pointer) error {
+func WritePointer(ctx context.Context, st onbox.Store, p Pointer) error {
 	b, _ := json.Marshal(p)
-	_, err := st.Put(ctx, CurrentKey, b, Cond{})
+	_, err := st.Put(ctx, CurrentKey, b, onbox.Cond{})
 	return err
 }
 
 // CheckNew fails with ErrVersionExists when the version's manifest exists.
-func CheckNew(ctx context.Context, st Store, version string) error {
-	_, _, err := st.Get(ctx, ManifestKey(version))
+func CheckNew(ctx context.Context, st onbox.Store, version string) error {
+	_, _, err := st.Get(ctx, onbox.ManifestKey(version))
 	switch {
 	case err == nil:
-		return fmt.Errorf("%w: %s is in s3://%s/%s; versions are immutable: commit and release again, or set ZOPS_VERSION to a new version (roll back to an old one with `go tool mage release:rollback %s`)", ErrVersionExists, version, st.Bucket(), ManifestKey(version), version)
-	case errors.Is(err, ErrNotFound):
+		return fmt.Errorf("%w: %s is in s3://%s/%s; versions are immutable: commit and release again, or set ZOPS_VERSION to a new version (roll back to an old one with `go tool mage release:rollback %s`)", ErrVersionExists, version, st.Bucket(), onbox.ManifestKey(version), version)
+	case errors.Is(err, onbox.ErrNotFound):
 		return nil
 	default:
 		return err
@@ -63,8 +65,8 @@ func CheckNew(ctx context.Context, st Store, version string) error {
 // If-None-Match: * (never overwriting anything), downloads each object back to verify its
 // sha256, and only then moves the releases/current pointer.
 type Upload struct {
-	Store    Store
-	Manifest func() *Manifest
+	Store    onbox.Store
+	Manifest func() *onbox.Manifest
 	Who      string
 	Out      io.Writer
 
@@ -90,8 +92,8 @@ func (u *Upload) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := u.Store.Put(ctx, a.Key, body, Cond{IfAbsent: true}); err != nil {
-			if !errors.Is(err, ErrPrecondition) {
+		if _, err := u.Store.Put(ctx, a.Key, body, onbox.Cond{IfAbsent: true}); err != nil {
+			if !errors.Is(err, onbox.ErrPrecondition) {
 				return err
 			}
 			// Left by an interrupted upload of this version (there is no manifest yet):
@@ -109,8 +111,8 @@ func (u *Upload) Run(ctx context.Context) error {
 		}
 	}
 	mb, _ := json.MarshalIndent(m, "", "  ")
-	if _, err := u.Store.Put(ctx, ManifestKey(m.Version), mb, Cond{IfAbsent: true}); err != nil {
-		if errors.Is(err, ErrPrecondition) {
+	if _, err := u.Store.Put(ctx, onbox.ManifestKey(m.Version), mb, onbox.Cond{IfAbsent: true}); err != nil {
+		if errors.Is(err, onbox.ErrPrecondition) {
 			return fmt.Errorf("%w: %s was uploaded by someone else meanwhile", ErrVersionExists, m.Version)
 		}
 		return err
@@ -139,7 +141,7 @@ func (u *Upload) Finish(ctx context.Context, runErr error) error {
 		return nil
 	}
 	if u.Previous.Version == "" {
-		return u.Store.Delete(ctx, CurrentKey, Cond{})
+		return u.Store.Delete(ctx, CurrentKey, onbox.Cond{})
 	}
 	return WritePointer(ctx, u.Store, u.Previous)
 }

@@ -10,22 +10,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
 // packaged writes a manifest for version with the fake binaries as artifacts.
-func packaged(t *testing.T, version string) *Manifest {
+func packaged(t *testing.T, version string) *onbox.Manifest {
 	t.Helper()
 	dir := t.TempDir()
-	var arts []Artifact
+	var arts []onbox.Artifact
 	for arch, src := range map[string]string{"amd64": fakeByArch("amd64"), "arm64": fakeByArch("arm64")} {
 		p := filepath.Join(dir, "linux-"+arch, "zmanim-api")
 		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
 		b, err := os.ReadFile(src)
 		must(t, err)
 		must(t, os.WriteFile(p, b, 0o755))
-		arts = append(arts, Artifact{Name: "zmanim-api", OS: "linux", Arch: arch, Path: p})
+		arts = append(arts, onbox.Artifact{Name: "zmanim-api", OS: "linux", Arch: arch, Path: p})
 	}
-	pk := &Package{Src: Source{Version: version, Commit: strings.Repeat("c", 40)}, Artifacts: func() []Artifact { return arts }, OutDir: dir, Who: "tester"}
+	pk := &Package{Src: Source{Version: version, Commit: strings.Repeat("c", 40)}, Artifacts: func() []onbox.Artifact { return arts }, OutDir: dir, Who: "tester"}
 	must(t, pk.Run(context.Background()))
 	return pk.Manifest
 }
@@ -43,25 +45,25 @@ func TestPackage(t *testing.T) {
 		t.Fatalf("manifest %+v", m)
 	}
 	for _, a := range m.Artifacts {
-		sum, size, _ := FileSHA256(a.Path)
+		sum, size, _ := onbox.FileSHA256(a.Path)
 		if a.SHA256 != sum || a.Size != size || a.Key != "releases/v1/linux-"+a.Arch+"/zmanim-api" {
 			t.Fatalf("artifact %+v (file sha %s size %d)", a, sum, size)
 		}
 	}
 	b, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(m.Artifacts[0].Path)), "manifest.json"))
 	must(t, err)
-	back, err := ParseManifest(b)
+	back, err := onbox.ParseManifest(b)
 	if err != nil || back.Version != "v1" || len(back.Artifacts) != 2 {
 		t.Fatalf("manifest on disk: %v %+v", err, back)
 	}
 	// A binary changed after the build is refused.
 	a := m.Artifacts[0]
 	must(t, os.WriteFile(a.Path, []byte("tampered"), 0o755))
-	p := &Package{Src: Source{Version: "v1"}, Artifacts: func() []Artifact { return []Artifact{a} }}
+	p := &Package{Src: Source{Version: "v1"}, Artifacts: func() []onbox.Artifact { return []onbox.Artifact{a} }}
 	if err := p.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "changed since it was built") {
 		t.Fatalf("tampered artifact: %v", err)
 	}
-	if _, err := ParseManifest([]byte(`{"version":"v1","artifacts":[{"name":"x"}]}`)); err == nil {
+	if _, err := onbox.ParseManifest([]byte(`{"version":"v1","artifacts":[{"name":"x"}]}`)); err == nil {
 		t.Fatal("a manifest without sha256 parsed")
 	}
 }
@@ -69,9 +71,9 @@ func TestPackage(t *testing.T) {
 func TestUpload(t *testing.T) {
 	ctx := context.Background()
 	t.Run("uploads, verifies, then moves the pointer", func(t *testing.T) {
-		st := NewMemStore("rel")
+		st := onbox.NewMemStore("rel")
 		m := packaged(t, "v1")
-		u := &Upload{Store: st, Manifest: func() *Manifest { return m }, Who: "me"}
+		u := &Upload{Store: st, Manifest: func() *onbox.Manifest { return m }, Who: "me"}
 		if !strings.Contains(u.String(), "s3://rel/releases/<version>/") {
 			t.Errorf("String() = %q", u.String())
 		}
@@ -84,7 +86,7 @@ func TestUpload(t *testing.T) {
 				t.Fatalf("%s differs", a.Key)
 			}
 		}
-		if _, _, err := st.Get(ctx, ManifestKey("v1")); err != nil {
+		if _, _, err := st.Get(ctx, onbox.ManifestKey("v1")); err != nil {
 			t.Fatal(err)
 		}
 		p, _ := ReadPointer(ctx, st)
@@ -98,14 +100,14 @@ func TestUpload(t *testing.T) {
 		}
 	})
 	t.Run("refuses a released version and overwrites nothing", func(t *testing.T) {
-		st := NewMemStore("rel")
+		st := onbox.NewMemStore("rel")
 		m := packaged(t, "v1")
-		must(t, (&Upload{Store: st, Manifest: func() *Manifest { return m }}).Run(ctx))
+		must(t, (&Upload{Store: st, Manifest: func() *onbox.Manifest { return m }}).Run(ctx))
 		puts := map[string]int{}
 		for k, v := range st.Puts {
 			puts[k] = v
 		}
-		err := (&Upload{Store: st, Manifest: func() *Manifest { return m }}).Run(ctx)
+		err := (&Upload{Store: st, Manifest: func() *onbox.Manifest { return m }}).Run(ctx)
 		if !errors.Is(err, ErrVersionExists) || !strings.Contains(err.Error(), "ZOPS_VERSION") {
 			t.Fatalf("second upload: %v", err)
 		}
@@ -116,16 +118,16 @@ func TestUpload(t *testing.T) {
 		}
 	})
 	t.Run("bucket missing", func(t *testing.T) {
-		st := NewMemStore("gone")
+		st := onbox.NewMemStore("gone")
 		st.Missing = true
 		m := packaged(t, "v1")
-		err := (&Upload{Store: st, Manifest: func() *Manifest { return m }}).Run(ctx)
-		if !errors.Is(err, ErrNoBucket) {
+		err := (&Upload{Store: st, Manifest: func() *onbox.Manifest { return m }}).Run(ctx)
+		if !errors.Is(err, onbox.ErrNoBucket) {
 			t.Fatalf("missing bucket: %v", err)
 		}
 	})
 	t.Run("verification catches a bad object", func(t *testing.T) {
-		st := NewMemStore("rel")
+		st := onbox.NewMemStore("rel")
 		st.Corrupt = func(key string, b []byte) []byte {
 			if strings.HasSuffix(key, "/zmanim-api") {
 				b[len(b)/2] ^= 0xff
@@ -133,11 +135,11 @@ func TestUpload(t *testing.T) {
 			return b
 		}
 		m := packaged(t, "v1")
-		err := (&Upload{Store: st, Manifest: func() *Manifest { return m }}).Run(ctx)
+		err := (&Upload{Store: st, Manifest: func() *onbox.Manifest { return m }}).Run(ctx)
 		if err == nil || !strings.Contains(err.Error(), "verify upload") {
 			t.Fatalf("corrupt upload: %v", err)
 		}
-		if _, _, err := st.Get(ctx, ManifestKey("v1")); !errors.Is(err, ErrNotFound) {
+		if _, _, err := st.Get(ctx, onbox.ManifestKey("v1")); !errors.Is(err, onbox.ErrNotFound) {
 			t.Fatal("the manifest was written although verification failed")
 		}
 		if p, _ := ReadPointer(ctx, st); p.Version != "" {
@@ -145,17 +147,17 @@ func TestUpload(t *testing.T) {
 		}
 	})
 	t.Run("resumes an interrupted upload of identical binaries", func(t *testing.T) {
-		st := NewMemStore("rel")
+		st := onbox.NewMemStore("rel")
 		m := packaged(t, "v1")
 		b, _ := os.ReadFile(m.Artifacts[0].Path)
-		_, _ = st.Put(ctx, m.Artifacts[0].Key, b, Cond{})
-		must(t, (&Upload{Store: st, Manifest: func() *Manifest { return m }}).Run(ctx))
+		_, _ = st.Put(ctx, m.Artifacts[0].Key, b, onbox.Cond{})
+		must(t, (&Upload{Store: st, Manifest: func() *onbox.Manifest { return m }}).Run(ctx))
 	})
 }
 
 func TestLock(t *testing.T) {
 	ctx := context.Background()
-	st := NewMemStore("rel")
+	st := onbox.NewMemStore("rel")
 	alice := &Lock{Store: st, Info: LockInfo{Owner: "alice@a", PID: 1, Version: "v1", Message: "fix sunset"}, Timeout: time.Minute}
 	bob := &Lock{Store: st, Info: LockInfo{Owner: "bob@b", PID: 2, Version: "v2"}, Timeout: time.Minute, Poll: 10 * time.Millisecond}
 	if !strings.Contains(alice.String(), "s3://rel/locks/deploy.json") {
@@ -196,13 +198,13 @@ func TestLock(t *testing.T) {
 		t.Fatal("the new holder's lock was deleted")
 	}
 	must(t, dave.Finish(ctx, nil))
-	if _, _, err := st.Get(ctx, LockKey); !errors.Is(err, ErrNotFound) {
+	if _, _, err := st.Get(ctx, LockKey); !errors.Is(err, onbox.ErrNotFound) {
 		t.Fatal("lock not released")
 	}
 	// Missing bucket.
-	gone := NewMemStore("gone")
+	gone := onbox.NewMemStore("gone")
 	gone.Missing = true
-	if err := (&Lock{Store: gone}).Run(ctx); !errors.Is(err, ErrNoBucket) {
+	if err := (&Lock{Store: gone}).Run(ctx); !errors.Is(err, onbox.ErrNoBucket) {
 		t.Fatalf("lock in a missing bucket: %v", err)
 	}
 }

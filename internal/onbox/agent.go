@@ -1,4 +1,9 @@
-package release
+// Package onbox is the on-box half of a release: the agent that installs a version from the
+// releases bucket (verifying its sha256 and ELF machine), swaps `current`, reloads the box
+// supervisor, gates on /health and rolls back, plus the bucket layout and manifest both halves
+// share. It is what cmd/zops-box links: it must not import internal/release or the load
+// generator, so the box binary stays small (cmd/zops-box's test checks `go list -deps`).
+package onbox
 
 import (
 	"bytes"
@@ -378,4 +383,18 @@ func CheckELF(b []byte, arch string) error {
 		return fmt.Errorf("%w: ELF machine %s, the box is %s (%s)", ErrWrongArch, f.Machine, arch, want)
 	}
 	return nil
+}
+
+func round(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Millisecond)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }

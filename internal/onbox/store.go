@@ -1,4 +1,4 @@
-package release
+package onbox
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package release
+package onbox
 
 import (
 	"context"
@@ -35,13 +35,6 @@ type testHost struct {
 	sup   *box.Supervisor
 	url   string
 	env   string
-}
-
-func publish(t *testing.T, st Store, version string) *Manifest {
-	t.Helper()
-	m := packaged(t, version)
-	must(t, (&Upload{Store: st, Manifest: func() *Manifest { return m }}).Run(context.Background()))
-	return m
 }
 
 func newHost(t *testing.T) *testHost {
@@ -217,16 +210,7 @@ func TestAgentRefusesBadInput(t *testing.T) {
 	arch := h.agent.Arch
 	// A release whose binary for the box's arch is for another machine (same sha in the
 	// manifest, so only the ELF check can catch it).
-	wrong := packaged(t, "v-wrongarch")
-	foreign, _ := os.ReadFile(fakeForeign)
-	for i, a := range wrong.Artifacts {
-		if a.Arch == arch {
-			must(t, os.WriteFile(a.Path, foreign, 0o755))
-			sum, size, _ := FileSHA256(a.Path)
-			wrong.Artifacts[i].SHA256, wrong.Artifacts[i].Size = sum, size
-		}
-	}
-	must(t, (&Upload{Store: h.st, Manifest: func() *Manifest { return wrong }}).Run(ctx))
+	publishBins(t, h.st, "v-wrongarch", map[string]string{arch: fakeForeign})
 	publish(t, h.st, "v-corrupt")
 	h.st.Corrupt = func(key string, b []byte) []byte {
 		if strings.HasPrefix(key, "releases/v-corrupt/") && strings.HasSuffix(key, "/zmanim-api") {
