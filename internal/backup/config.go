@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/awsx"
+	"github.com/shtetl/zmanim-ops/internal/boxspec"
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/pgtool"
 	"github.com/shtetl/zmanim-ops/internal/restic"
@@ -32,11 +33,19 @@ const (
 	EnvCompress  = "ZOPS_BACKUP_PG_COMPRESS" // pg_dump --compress (default 0: restic compresses)
 )
 
-// Paths on the box (the AMI recipe creates the data volume's directories and installs restic).
+// Paths and connections on the box, from its contract (the AMI recipe installs restic and
+// first boot creates the data volume's directories).
 const (
-	ProdRestic     = "/usr/local/bin/restic"
-	ProdWALArchive = "/data/wal-archive"
-	ProdScratch    = "/data/zops-scratch"
+	ProdRestic     = boxspec.Restic
+	ProdWALArchive = boxspec.WALArchive
+	ProdScratch    = boxspec.Scratch
+)
+
+// ProdPGURL and ProdRedis are the live database and Redis of the box: the local socket with peer
+// authentication as the postgres user (the units run the jobs as that user), Redis on loopback.
+var (
+	ProdPGURL = boxspec.BackupDatabaseURL
+	ProdRedis = boxspec.RedisAddr
 )
 
 // Timeout is the job deadline from ZOPS_BACKUP_TIMEOUT (default 2h).
@@ -122,8 +131,8 @@ func FromConfig(ctx context.Context, env *config.Env, log io.Writer) (*Job, erro
 	} else {
 		// On the box: local socket, peer authentication as the postgres user; restic finds
 		// S3 credentials through the instance role itself.
-		pgURL = "postgres://postgres@localhost:5432/zmanim?host=/var/run/postgresql"
-		redis = "127.0.0.1:6379"
+		pgURL = ProdPGURL
+		redis = ProdRedis
 		j.WALArchiveDir = ProdWALArchive
 		j.ScratchDir = ProdScratch
 		repo.CacheDir = envOr("CACHE_DIRECTORY", "/var/cache/zops/restic") // systemd CacheDirectory=

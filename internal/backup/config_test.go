@@ -4,7 +4,21 @@ import (
 	"testing"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/pgtool"
 )
+
+// The box's default database URL must be one pgtool accepts: the old default
+// (postgres://postgres@localhost:5432/zmanim?host=/var/run/postgresql) was refused with
+// "unsupported parameter host", so every production backup failed before it started.
+func TestProdDatabaseURLParses(t *testing.T) {
+	c, err := pgtool.ParseURL(ProdPGURL)
+	if err != nil {
+		t.Fatalf("ParseURL(%q): %v", ProdPGURL, err)
+	}
+	if !c.IsSocket() || c.User != "postgres" || c.Database != "zmanim" {
+		t.Fatalf("ProdPGURL = %+v: want the postgres user on the local socket, database zmanim", c)
+	}
+}
 
 func TestRepositoryURL(t *testing.T) {
 	envs := config.Defaults().Environments

@@ -12,6 +12,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/shtetl/zmanim-ops/internal/boxspec"
 	"github.com/shtetl/zmanim-ops/internal/config"
 )
 
@@ -26,6 +27,9 @@ type UnitConfig struct {
 	WALInterval    time.Duration // WAL shipping period
 	Scratch        string        // scratch directory on the data volume
 	Timeout        time.Duration // per-job limit
+	// Box contract (internal/boxspec): the database and Redis units, first boot, and the
+	// instance file (region, SSM prefix and, on the local proof, endpoint overrides).
+	PGUnit, RedisUnit, FirstBootUnit, InstanceFile string
 }
 
 // UnitConfigFor derives the units from the configuration.
@@ -44,6 +48,10 @@ func UnitConfigFor(env *config.Env) UnitConfig {
 		WALInterval:    env.Backup.WALInterval.D(),
 		Scratch:        ProdScratch,
 		Timeout:        2 * time.Hour,
+		PGUnit:         boxspec.UnitPostgres,
+		RedisUnit:      boxspec.UnitRedis,
+		FirstBootUnit:  boxspec.UnitFirstBoot,
+		InstanceFile:   boxspec.InstanceFile,
 	}
 }
 
@@ -56,13 +64,14 @@ const unitTemplates = `
 [Unit]
 Description=zmanim-ops: daily PostgreSQL and Redis backup to restic (backup:run)
 Wants=network-online.target
-After=network-online.target postgresql.service redis.service
+After=network-online.target {{.FirstBootUnit}} {{.PGUnit}} {{.RedisUnit}}
 OnFailure=zops-backup-notify@%n.service
 
 [Service]
 Type=oneshot
 User={{.User}}
 Environment=ZOPS_ENV={{.Env}} ZOPS_BACKUP_NOTIFY=onfailure
+EnvironmentFile=-{{.InstanceFile}}
 CacheDirectory=zops/restic
 ExecStartPre=+/usr/bin/install -d -o {{.User}} -m 0711 {{.Scratch}}
 ExecStart={{.Bin}} run
@@ -85,13 +94,14 @@ WantedBy=timers.target
 [Unit]
 Description=zmanim-ops: restic check with a rotating read-data subset (backup:verify)
 Wants=network-online.target
-After=network-online.target
+After=network-online.target {{.FirstBootUnit}}
 OnFailure=zops-backup-notify@%n.service
 
 [Service]
 Type=oneshot
 User={{.User}}
 Environment=ZOPS_ENV={{.Env}} ZOPS_BACKUP_NOTIFY=onfailure
+EnvironmentFile=-{{.InstanceFile}}
 CacheDirectory=zops/restic
 ExecStartPre=+/usr/bin/install -d -o {{.User}} -m 0711 {{.Scratch}}
 ExecStart={{.Bin}} verify
@@ -112,13 +122,14 @@ WantedBy=timers.target
 [Unit]
 Description=zmanim-ops: ship archived WAL to restic (backup:wal)
 Wants=network-online.target
-After=network-online.target postgresql.service
+After=network-online.target {{.FirstBootUnit}} {{.PGUnit}}
 OnFailure=zops-backup-notify@%n.service
 
 [Service]
 Type=oneshot
 User={{.User}}
 Environment=ZOPS_ENV={{.Env}} ZOPS_BACKUP_NOTIFY=onfailure
+EnvironmentFile=-{{.InstanceFile}}
 CacheDirectory=zops/restic
 ExecStartPre=+/usr/bin/install -d -o {{.User}} -m 0711 {{.Scratch}}
 ExecStart={{.Bin}} wal
@@ -139,13 +150,14 @@ WantedBy=timers.target
 [Unit]
 Description=zmanim-ops: PostgreSQL base backup for point-in-time recovery (backup:base)
 Wants=network-online.target
-After=network-online.target postgresql.service
+After=network-online.target {{.FirstBootUnit}} {{.PGUnit}}
 OnFailure=zops-backup-notify@%n.service
 
 [Service]
 Type=oneshot
 User={{.User}}
 Environment=ZOPS_ENV={{.Env}} ZOPS_BACKUP_NOTIFY=onfailure
+EnvironmentFile=-{{.InstanceFile}}
 CacheDirectory=zops/restic
 ExecStartPre=+/usr/bin/install -d -o {{.User}} -m 0711 {{.Scratch}}
 ExecStart={{.Bin}} base
@@ -171,6 +183,7 @@ Type=oneshot
 User={{.User}}
 SupplementaryGroups=systemd-journal
 Environment=ZOPS_ENV={{.Env}}
+EnvironmentFile=-{{.InstanceFile}}
 ExecStart={{.Bin}} notify %i
 `
 

@@ -66,11 +66,23 @@ func ParseURL(raw string) (Conn, error) {
 			c.Params[k] = v[len(v)-1]
 		}
 	}
-	if c.Host == "" {
-		if h := c.Params["host"]; h != "" {
+	// As in libpq, host= and port= in the query override the authority: host= may name a
+	// Unix socket directory (postgres://postgres@/zmanim?host=/run/postgresql, the box's own
+	// connection) or a host name.
+	if h, ok := c.Params["host"]; ok {
+		if h != "" {
 			c.Host = h
-			delete(c.Params, "host")
 		}
+		delete(c.Params, "host")
+	}
+	if p, ok := c.Params["port"]; ok {
+		if p != "" {
+			c.Port = p
+		}
+		delete(c.Params, "port")
+	}
+	if strings.Contains(c.Host, ",") {
+		return Conn{}, fmt.Errorf("%w: %s: several hosts are not supported", ErrBadURL, c.Redacted())
 	}
 	if c.Port == "" {
 		c.Port = "5432"
@@ -95,9 +107,27 @@ func MustParse(raw string) Conn {
 	return c
 }
 
+// IsSocket reports whether Host is a Unix socket directory rather than a host name.
+func (c Conn) IsSocket() bool { return strings.HasPrefix(c.Host, "/") }
+
+// authority is the URL's host part; a socket directory goes into the query instead (host=),
+// which libpq and pgx read the same way.
+func (c Conn) authority() (string, url.Values) {
+	q := url.Values{}
+	if c.IsSocket() {
+		q.Set("host", c.Host)
+		if c.Port != "" && c.Port != "5432" {
+			q.Set("port", c.Port)
+		}
+		return "", q
+	}
+	return hostPort(c.Host, c.Port), q
+}
+
 // URL renders the connection as a URL, including the password: for drivers, never for output.
 func (c Conn) URL() string {
-	u := url.URL{Scheme: "postgres", Host: hostPort(c.Host, c.Port), Path: "/" + c.Database}
+	host, q := c.authority()
+	u := url.URL{Scheme: "postgres", Host: host, Path: "/" + c.Database}
 	if c.User != "" {
 		if c.Password != "" {
 			u.User = url.UserPassword(c.User, c.Password)
@@ -105,7 +135,6 @@ func (c Conn) URL() string {
 			u.User = url.User(c.User)
 		}
 	}
-	q := url.Values{}
 	for k, v := range c.Params {
 		q.Set(k, v)
 	}
@@ -115,7 +144,8 @@ func (c Conn) URL() string {
 
 // Redacted renders the connection for logs: the password is never shown.
 func (c Conn) Redacted() string {
-	u := url.URL{Scheme: "postgres", Host: hostPort(c.Host, c.Port), Path: "/" + c.Database}
+	host, q := c.authority()
+	u := url.URL{Scheme: "postgres", Host: host, Path: "/" + c.Database, RawQuery: q.Encode()}
 	if c.User != "" {
 		if c.Password != "" {
 			u.User = url.UserPassword(c.User, "xxxxx")

@@ -20,6 +20,12 @@ func TestParseURL(t *testing.T) {
 		{in: "mysql://u@h/app", wantErr: true},
 		{in: "postgres://u@h:5432", wantErr: true},
 		{in: "postgres://u@h/app?password=x", wantErr: true},
+		// The box's own connections (internal/boxspec): a socket directory in host=, which
+		// overrides the authority as in libpq; the old default of internal/backup was refused.
+		{in: "postgres://postgres@/zmanim?host=/run/postgresql", want: Conn{Host: "/run/postgresql", Port: "5432", User: "postgres", Database: "zmanim", Params: map[string]string{}}},
+		{in: "postgres://postgres@localhost:5432/zmanim?host=/var/run/postgresql", want: Conn{Host: "/var/run/postgresql", Port: "5432", User: "postgres", Database: "zmanim", Params: map[string]string{}}},
+		{in: "postgres://u@/app?host=db.internal&port=6000&sslmode=require", want: Conn{Host: "db.internal", Port: "6000", User: "u", Database: "app", Params: map[string]string{"sslmode": "require"}}},
+		{in: "postgres://u@/app?host=a,b", wantErr: true},
 	}
 	for _, tt := range tests {
 		got, err := ParseURL(tt.in)
@@ -36,6 +42,29 @@ func TestParseURL(t *testing.T) {
 			got.Password != tt.want.Password || got.Database != tt.want.Database || len(got.Params) != len(tt.want.Params) {
 			t.Fatalf("ParseURL(%q) = %+v, want %+v", tt.in, got, tt.want)
 		}
+	}
+}
+
+func TestSocketURLRoundTrip(t *testing.T) {
+	t.Parallel()
+	c := MustParse("postgres://postgres@/zmanim?host=/run/postgresql")
+	if !c.IsSocket() {
+		t.Fatal("IsSocket() = false for a socket directory")
+	}
+	back := MustParse(c.URL())
+	if back.Host != "/run/postgresql" || back.Port != "5432" || back.Database != "zmanim" {
+		t.Fatalf("socket URL round trip: %q -> %+v", c.URL(), back)
+	}
+	if r := c.Redacted(); r != "postgres://postgres@/zmanim?host=%2Frun%2Fpostgresql" {
+		t.Fatalf("Redacted() = %q", r)
+	}
+	env, cleanup, err := c.Env(t.TempDir())
+	defer cleanup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !contains(env, "PGHOST=/run/postgresql") {
+		t.Fatalf("Env() lacks PGHOST=/run/postgresql: %v", env)
 	}
 }
 

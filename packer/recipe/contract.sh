@@ -1,0 +1,41 @@
+# shellcheck shell=bash
+# Generated from internal/boxspec, the box contract (go test ./internal/boxspec -update); do not edit.
+# A test fails when this file and the package disagree.
+ZB_API_BINARY=zmanim-api
+ZB_API_ENV_FILE=/etc/zmanim/api.env
+ZB_API_PORT=8080
+ZB_BIN_DIR=/opt/zmanim/bin
+ZB_CONF_DIR=/etc/zmanim
+ZB_CONTRACT_FILE=/opt/zmanim/contract.sh
+ZB_CURRENT=/opt/zmanim/current
+ZB_DATABASE=zmanim
+ZB_DATA_DIR=/data
+ZB_DB_ROLE=zmanim
+ZB_GROUP=zmanim
+ZB_INSTANCE_FILE=/etc/zmanim/instance.env
+ZB_OPT_DIR=/opt/zmanim
+ZB_PG_BIN_DIR=/opt/zmanim/pgbin
+ZB_PG_CONF=/etc/zmanim/postgresql.conf
+ZB_PG_DATA=/data/postgres
+ZB_PG_PORT=5432
+ZB_PG_SOCKET_DIR=/run/postgresql
+ZB_PG_USER=postgres
+ZB_REDIS_CONF=/etc/zmanim/redis.conf
+ZB_REDIS_DIR=/data/redis
+ZB_REDIS_PORT=6379
+ZB_REDIS_SERVER=/opt/zmanim/bin/redis-server
+ZB_REDIS_USER=redis
+ZB_RELEASES=/opt/zmanim/releases
+ZB_RESTIC=/usr/local/bin/restic
+ZB_SCRATCH=/data/zops-scratch
+ZB_SERVICES='zmanim-postgres.service zmanim-redis.service zmanim-api.socket zmanim-api.service'
+ZB_TIMERS='zops-backup.timer zops-backup-verify.timer zops-basebackup.timer zops-wal-ship.timer'
+ZB_UNITS='zops-firstboot.service zmanim.target zmanim-postgres.service zmanim-redis.service zmanim-api.service zmanim-api.socket zops-backup.service zops-backup-verify.service zops-basebackup.service zops-wal-ship.service zops-backup-notify@.service zops-backup.timer zops-backup-verify.timer zops-basebackup.timer zops-wal-ship.timer'
+ZB_UNITS_DIR=/etc/systemd/system
+ZB_UNIT_FIRSTBOOT=zops-firstboot.service
+ZB_UNIT_TARGET=zmanim.target
+ZB_USER=zmanim
+ZB_WAL_ARCHIVE=/data/wal-archive
+ZB_ZOPS_BACKUP=/usr/local/bin/zops-backup
+ZB_ZOPS_BOX=/opt/zmanim/bin/zops-box
+export ZB_API_BINARY ZB_API_ENV_FILE ZB_API_PORT ZB_BIN_DIR ZB_CONF_DIR ZB_CONTRACT_FILE ZB_CURRENT ZB_DATABASE ZB_DATA_DIR ZB_DB_ROLE ZB_GROUP ZB_INSTANCE_FILE ZB_OPT_DIR ZB_PG_BIN_DIR ZB_PG_CONF ZB_PG_DATA ZB_PG_PORT ZB_PG_SOCKET_DIR ZB_PG_USER ZB_REDIS_CONF ZB_REDIS_DIR ZB_REDIS_PORT ZB_REDIS_SERVER ZB_REDIS_USER ZB_RELEASES ZB_RESTIC ZB_SCRATCH ZB_SERVICES ZB_TIMERS ZB_UNITS ZB_UNITS_DIR ZB_UNIT_FIRSTBOOT ZB_UNIT_TARGET ZB_USER ZB_WAL_ARCHIVE ZB_ZOPS_BACKUP ZB_ZOPS_BOX
