@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/boxspec"
 )
 
 // fakeAPI is the test binary (testdata/fakeapi), built once in TestMain. It reports the
@@ -406,7 +408,7 @@ func TestParseProductionUnit(t *testing.T) {
 	if u.Type != "notify" || u.Restart != "on-failure" || u.RestartSec != time.Second || u.TimeoutStartSec != time.Minute || u.TimeoutStopSec != 30*time.Second {
 		t.Fatalf("service unit parsed as %+v", u)
 	}
-	for _, dep := range []string{"postgresql.service", "redis.service"} {
+	for _, dep := range []string{boxspec.UnitPostgres, boxspec.UnitRedis, boxspec.UnitFirstBoot} {
 		if !strings.Contains(strings.Join(u.Requires, " "), dep) || !strings.Contains(strings.Join(u.After, " "), dep) {
 			t.Errorf("unit lacks Requires=/After= %s: %+v", dep, u)
 		}

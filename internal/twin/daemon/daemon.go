@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shtetl/zmanim-ops/internal/box"
+	"github.com/shtetl/zmanim-ops/internal/boxspec"
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/edge"
 	"github.com/shtetl/zmanim-ops/internal/gateway"
@@ -92,14 +93,14 @@ func Run(ctx context.Context, env *config.Env, unitsDir string) error {
 		Journal:  journal,
 		Logger:   logger.With("component", "box"),
 		Deps: []box.Dep{
-			{Name: "postgresql.service", Check: func(ctx context.Context) error {
+			{Name: boxspec.UnitPostgres, Check: func(ctx context.Context) error {
 				c, err := pgx.Connect(ctx, pgURL)
 				if err != nil {
 					return err
 				}
 				return c.Close(ctx)
 			}},
-			{Name: "redis.service", Check: func(ctx context.Context) error {
+			{Name: boxspec.UnitRedis, Check: func(ctx context.Context) error {
 				r := redis.NewClient(&redis.Options{Addr: addr(p.Redis)})
 				defer r.Close()
 				return r.Ping(ctx).Err()
