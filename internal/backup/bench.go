@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shtetl/zmanim-ops/internal/awsx"
+	"github.com/shtetl/zmanim-ops/internal/benchkit"
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/pgtool"
 	"github.com/shtetl/zmanim-ops/internal/restic"
@@ -122,46 +122,47 @@ func Bench(ctx context.Context, o BenchOptions) error {
 	if err != nil {
 		return err
 	}
-	var dumps, backups []float64
-	for i := 0; i < o.Runs; i++ {
+	bare := func(ctx context.Context, _ int) (float64, error) {
 		start := time.Now()
 		cmd := pgtool.Command{Program: prog, Conn: j.PG, Stdout: io.Discard, Args: []string{"--format=custom", "--no-password", "--dbname=" + BenchDB}}
 		if err := cmd.Run(ctx); err != nil {
-			return fmt.Errorf("bench: bare pg_dump: %w", err)
+			return 0, fmt.Errorf("bench: bare pg_dump: %w", err)
 		}
-		dumps = append(dumps, time.Since(start).Seconds())
-
-		j.Repo.URL = be.base + "-" + strconv.Itoa(i)
+		return time.Since(start).Seconds(), nil
+	}
+	var sum restic.BackupSummary // of the latest backup, for the progress line
+	backup := func(ctx context.Context, round int) (float64, error) {
+		j.Repo.URL = be.base + "-" + strconv.Itoa(round)
 		if err := j.Repo.Init(ctx); err != nil {
-			return fmt.Errorf("bench: init %s: %w", j.Repo.URL, err)
+			return 0, fmt.Errorf("bench: init %s: %w", j.Repo.URL, err)
 		}
-		start = time.Now()
-		sum, err := j.BackupPG(ctx)
-		if err != nil {
-			return fmt.Errorf("bench: backup: %w", err)
+		start := time.Now()
+		var err error
+		if sum, err = j.BackupPG(ctx); err != nil {
+			return 0, fmt.Errorf("bench: backup: %w", err)
 		}
-		backups = append(backups, time.Since(start).Seconds())
-		fmt.Fprintf(o.Out, "run %d: bare pg_dump -Fc %.1fs; backup (pg_dump --compress=%d | restic, %d MB in, %d MB stored) %.1fs\n",
-			i+1, dumps[i], j.DumpCompress, sum.TotalBytesProcessed>>20, sum.DataAddedPacked>>20, backups[i])
+		return time.Since(start).Seconds(), nil
+	}
+	samples, err := benchkit.Interleave(ctx, o.Runs, []benchkit.Side{{Name: "pg_dump", Run: bare}, {Name: "backup", Run: backup}},
+		func(round int, side string, v float64) {
+			if side == "pg_dump" {
+				fmt.Fprintf(o.Out, "run %d: bare pg_dump -Fc %.1fs\n", round+1, v)
+				return
+			}
+			fmt.Fprintf(o.Out, "run %d: backup (pg_dump --compress=%d | restic, %d MB in, %d MB stored) %.1fs\n",
+				round+1, j.DumpCompress, sum.TotalBytesProcessed>>20, sum.DataAddedPacked>>20, v)
+		})
+	if err != nil {
+		return err
 	}
 	res, err := j.Drill(ctx, DrillOptions{ScratchDB: BenchDB + "_drill"})
 	if err != nil {
 		return fmt.Errorf("bench: drill: %w", err)
 	}
-	d, b := median(dumps), median(backups)
+	d, b := benchkit.Median(samples[0]), benchkit.Median(samples[1])
 	fmt.Fprintf(o.Out, "goals: backup <= 1.5x bare pg_dump (%.2fx), drill <= 60s (%.1fs: restore %.1fs + verify %.1fs)\n", b/d, res.Seconds, res.RestoreSecs, res.VerifySecs)
-	fmt.Fprintf(o.Out, "backup: dump_s=%.2f backup_s=%.2f ratio=%.2f drill_s=%.1f\n", d, b, b/d, res.Seconds)
+	fmt.Fprintln(o.Out, benchkit.Line("backup", benchkit.Float("dump_s", d, 2), benchkit.Float("backup_s", b, 2), benchkit.Float("ratio", b/d, 2), benchkit.Float("drill_s", res.Seconds, 1)))
 	return nil
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // ensureBenchDB creates the bench database with rows cities (PostGIS points) unless it has them.

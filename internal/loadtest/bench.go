@@ -10,18 +10,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/shtetl/zmanim-ops/internal/benchkit"
 	"github.com/shtetl/zmanim-ops/internal/config"
 )
 
 // BenchOptions tune bench:loadgen.
 type BenchOptions struct {
-	Round  time.Duration // length of one measurement round (default 4 s)
-	Rounds int           // rounds per variant, alternating plain and ext (default 3)
+	Round  time.Duration // length of one measurement round (default 3 s)
+	Rounds int           // rounds per variant, alternating plain and ext (default 5)
 	Rate   float64       // open-model arrival rate of each round (default 1000 req/s)
 	// CheckRate, when positive, also runs the extension at this open-model rate for
 	// CheckFor and reports its dropped iterations (the 10x profile: 500 req/s).
@@ -116,20 +116,29 @@ func BenchLoadgen(ctx context.Context, o BenchOptions, w io.Writer) (BenchResult
 	if _, _, err := measure(true); err != nil {
 		return BenchResult{}, err
 	}
-	var plain, ext []float64
-	for i := 0; i < o.Rounds; i++ {
-		aw, a, err := measure(false)
-		if err != nil {
-			return BenchResult{}, err
+	// Plain and ext alternate round by round; the progress line of a round follows its ext run.
+	var wall [2]float64 // the round's wall-clock rates, plain and ext
+	variant := func(idx int, ext bool) func(context.Context, int) (float64, error) {
+		return func(context.Context, int) (float64, error) {
+			sent, cpuRate, err := measure(ext)
+			wall[idx] = sent
+			return cpuRate, err
 		}
-		bw, b, err := measure(true)
-		if err != nil {
-			return BenchResult{}, err
-		}
-		plain, ext = append(plain, a), append(ext, b)
-		fmt.Fprintf(w, "round %d: plain %.0f req/s max (%.0f sent/s), ext %.0f req/s max (%.0f sent/s)\n", i+1, a, aw, b, bw)
 	}
-	r := BenchResult{PlainRPS: median(plain), ExtRPS: median(ext)}
+	var last [2]float64
+	samples, err := benchkit.Interleave(ctx, o.Rounds, []benchkit.Side{{Name: "plain", Run: variant(0, false)}, {Name: "ext", Run: variant(1, true)}},
+		func(round int, side string, v float64) {
+			if side == "plain" {
+				last[0] = v
+				return
+			}
+			last[1] = v
+			fmt.Fprintf(w, "round %d: plain %.0f req/s max (%.0f sent/s), ext %.0f req/s max (%.0f sent/s)\n", round+1, last[0], wall[0], last[1], wall[1])
+		})
+	if err != nil {
+		return BenchResult{}, err
+	}
+	r := BenchResult{PlainRPS: benchkit.Median(samples[0]), ExtRPS: benchkit.Median(samples[1])}
 	r.OverheadPct = (r.PlainRPS - r.ExtRPS) / r.PlainRPS * 100
 
 	if o.CheckRate > 0 {
@@ -150,7 +159,7 @@ func BenchLoadgen(ctx context.Context, o BenchOptions, w io.Writer) (BenchResult
 		fmt.Fprintf(w, "open model %.0f req/s for %s with the extension: %d scheduled, %d dropped, p99 %s\n",
 			o.CheckRate, o.CheckFor, r.CheckScheduled, r.CheckDropped, r.CheckP99)
 	}
-	fmt.Fprintf(w, "loadgen: plain_rps=%.0f ext_rps=%.0f overhead_pct=%.1f\n", r.PlainRPS, r.ExtRPS, r.OverheadPct)
+	fmt.Fprintln(w, benchkit.Line("loadgen", benchkit.Float("plain_rps", r.PlainRPS, 0), benchkit.Float("ext_rps", r.ExtRPS, 0), benchkit.Float("overhead_pct", r.OverheadPct, 1)))
 	return r, nil
 }
 
@@ -215,13 +224,4 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

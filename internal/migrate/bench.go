@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/shtetl/zmanim-ops/internal/benchkit"
 	"github.com/shtetl/zmanim-ops/internal/migrate/checksum"
 	"github.com/shtetl/zmanim-ops/internal/pgtool"
 )
@@ -167,26 +167,17 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		}
 		return el, nil
 	}
-	methods := []struct {
-		name string
-		fn   func() (float64, error)
-		dst  *float64
-	}{{"ours", ours, &res.Ours}, {"naive", naive, &res.Naive}, {"md5seg", md5seg, &res.MD5Seg}, {"onechange", onechange, &res.OneCh}}
-	times := make([][]float64, len(methods))
-	// Interleave the methods run by run so that load changes on the machine hit all alike.
-	for r := 0; r < o.Runs; r++ {
-		for i, m := range methods {
-			s, err := m.fn()
-			if err != nil {
-				return res, fmt.Errorf("%s: %w", m.name, err)
-			}
-			times[i] = append(times[i], s)
-			fmt.Fprintf(o.Out, "bench: run %d %-9s %.3fs\n", r+1, m.name, s)
-		}
+	timed := func(f func() (float64, error)) func(context.Context, int) (float64, error) {
+		return func(context.Context, int) (float64, error) { return f() }
 	}
-	for i, m := range methods {
-		*m.dst = median(times[i])
+	sides := []benchkit.Side{{Name: "ours", Run: timed(ours)}, {Name: "naive", Run: timed(naive)}, {Name: "md5seg", Run: timed(md5seg)}, {Name: "onechange", Run: timed(onechange)}}
+	times, err := benchkit.Interleave(ctx, o.Runs, sides, func(r int, name string, s float64) {
+		fmt.Fprintf(o.Out, "bench: run %d %-9s %.3fs\n", r+1, name, s)
+	})
+	if err != nil {
+		return res, err
 	}
+	res.Ours, res.Naive, res.MD5Seg, res.OneCh = benchkit.Median(times[0]), benchkit.Median(times[1]), benchkit.Median(times[2]), benchkit.Median(times[3])
 	fmt.Fprintf(o.Out, "bench: ours/naive=%.2f (goal <= 1.2) md5seg/ours=%.2f (goal >= 1.5) onechange/ours=%.2f (goal <= 1.3)\n",
 		res.Ours/res.Naive, res.MD5Seg/res.Ours, res.OneCh/res.Ours)
 	return res, nil
@@ -194,13 +185,8 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 
 // Line is the benchmark's last line.
 func (r BenchResult) Line() string {
-	return fmt.Sprintf("verify: rows=%d ours_s=%.3f naive_s=%.3f md5seg_s=%.3f onechange_s=%.3f", r.Rows, r.Ours, r.Naive, r.MD5Seg, r.OneCh)
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	return s[len(s)/2]
+	return benchkit.Line("verify", benchkit.Int("rows", r.Rows), benchkit.Float("ours_s", r.Ours, 3), benchkit.Float("naive_s", r.Naive, 3),
+		benchkit.Float("md5seg_s", r.MD5Seg, 3), benchkit.Float("onechange_s", r.OneCh, 3))
 }
 
 func execOn(ctx context.Context, url, sql string, args ...any) error {

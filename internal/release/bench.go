@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shtetl/zmanim-ops/internal/benchkit"
 	"github.com/shtetl/zmanim-ops/internal/loadtest"
 	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
@@ -31,8 +32,8 @@ type BenchResult struct {
 
 // Line is the benchmark's last line.
 func (b BenchResult) Line() string {
-	return fmt.Sprintf("release: failed_requests=%d p99_ms_steady=%.1f p99_ms_swap=%.1f seconds=%.1f",
-		b.Failed, ms(b.P99Steady), ms(b.P99Swap), b.Seconds)
+	return benchkit.Line("release", benchkit.Int("failed_requests", b.Failed), benchkit.Float("p99_ms_steady", ms(b.P99Steady), 1),
+		benchkit.Float("p99_ms_swap", ms(b.P99Swap), 1), benchkit.Float("seconds", b.Seconds, 1))
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Millisecond)*10) / 10 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/shtetl/zmanim-ops/internal/benchkit"
 	"github.com/shtetl/zmanim-ops/internal/site/nextgen"
 	"github.com/shtetl/zmanim-ops/internal/tools"
 )
@@ -48,8 +49,8 @@ type BenchResult struct {
 
 // Line is the benchmark's last line.
 func (r *BenchResult) Line() string {
-	return fmt.Sprintf("site: cold_ratio=%.3f rebuild_ratio=%.3f onechange_ratio=%.3f onechange_puts=%d nochange_ratio=%.3f",
-		r.ColdRatio, r.RebuildRatio, r.OneChangeRatio, r.OneChangePuts, r.NoChangeRatio)
+	return benchkit.Line("site", benchkit.Float("cold_ratio", r.ColdRatio, 3), benchkit.Float("rebuild_ratio", r.RebuildRatio, 3),
+		benchkit.Float("onechange_ratio", r.OneChangeRatio, 3), benchkit.Int("onechange_puts", r.OneChangePuts), benchkit.Float("nochange_ratio", r.NoChangeRatio, 3))
 }
 
 // Bench runs our sync and `aws s3 sync` side by side on the same generated export and the
