@@ -347,7 +347,8 @@ func Synth(root, envName string, o Options) (*Result, error) {
 var ErrNag = errors.New("cdk-nag")
 
 // PriceAssembly prices the templates in dir with the newest price table for the region (or
-// pricesFile) at the configured baseline usage and budget.
+// pricesFile) at the usage the configuration implies: every variant, the one budget.variant
+// selects, and the 5x and 20x what-ifs.
 func PriceAssembly(root string, cfg *config.Env, dir, pricesFile string) (*cost.Estimate, error) {
 	if pricesFile == "" {
 		f, err := cost.LatestPrices(filepath.Join(root, "infra", "prices"), cfg.Region)
@@ -364,9 +365,9 @@ func PriceAssembly(root string, cfg *config.Env, dir, pricesFile string) (*cost.
 	if err != nil {
 		return nil, err
 	}
-	est, err := cost.Price(ts, prices, cost.DefaultUsage(cfg), cfg.Budget.MonthlyUSD)
+	in, err := cost.InputFor(ts, prices, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return est, est.AddSensitivity(ts, 5, 20)
+	return cost.Run(in)
 }

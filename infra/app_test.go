@@ -189,8 +189,9 @@ func TestBadInputAtSynth(t *testing.T) {
 	}
 }
 
-// infra:cost: the synthesized templates price within the budget; a smaller budget is refused
-// with the largest items named; a resource the pricer does not know is refused.
+// infra:cost: the synthesized templates price within the budget in the selected variant, every
+// billed item is a line, a smaller budget is refused with the largest items named, and a
+// resource the pricer does not know is refused.
 func TestCostWithinBudgetAndRefusals(t *testing.T) {
 	est, err := PriceAssembly("..", cfg, asmDir, "")
 	if err != nil {
@@ -202,10 +203,12 @@ func TestCostWithinBudgetAndRefusals(t *testing.T) {
 	var b strings.Builder
 	est.Write(&b)
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if last := lines[len(lines)-1]; last != fmt.Sprintf("cost: monthly_usd=%.2f budget_usd=44", est.Total) {
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, fmt.Sprintf("cost: variant=%s monthly_usd=%.2f budget_usd=44 ", cfg.Budget.Variant, est.Total)) {
 		t.Errorf("last line %q", last)
 	}
-	for _, want := range []string{"EC2 m7g.medium", "EBS root gp3 10 GB", "EBS gp3 20 GB", "public IPv4", "Route 53 hosted zone", "HTTPS health check", "CloudFront HTTPS requests", "API Gateway HTTP API requests", "CloudWatch alarms", "S3 zmanim-backups-prod"} {
+	for _, want := range []string{"EC2 m7g.medium", "EBS root gp3 10 GB", "EBS gp3 20 GB", "public IPv4", "Route 53 hosted zone", "HTTPS health check",
+		"CloudFront HTTPS requests", "Origin Shield requests", "API Gateway HTTP API requests", "Cloud Map", "CloudWatch alarms", "S3 zmanim-backups-prod",
+		"EBS snapshots of kept AMIs", "what-if 20x traffic", "gate checks variant " + cfg.Budget.Variant} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("breakdown lacks %q", want)
 		}
@@ -218,7 +221,11 @@ func TestCostWithinBudgetAndRefusals(t *testing.T) {
 	ts, _ := cost.LoadTemplates(asmDir)
 	ts = append(ts, cost.Template{Stack: "extra", Resources: map[string]cost.Resource{"Nat": {Type: "AWS::EC2::NatGateway"}}})
 	prices, _ := cost.LoadPrices(mustLatest(t))
-	if _, err := cost.Price(ts, prices, cost.DefaultUsage(cfg), 44); !errors.Is(err, cost.ErrUnpriced) || !strings.Contains(err.Error(), "AWS::EC2::NatGateway") {
+	in, err := cost.InputFor(ts, prices, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cost.Run(in); !errors.Is(err, cost.ErrUnpriced) || !strings.Contains(err.Error(), "AWS::EC2::NatGateway") {
 		t.Errorf("NAT gateway: err = %v", err)
 	}
 }

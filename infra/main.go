@@ -52,9 +52,9 @@ func run(args []string) error {
 	}
 	switch {
 	case res.Cost != nil && *printCost:
-		res.Cost.Write(os.Stdout) // last line: cost: monthly_usd=X budget_usd=Y
+		res.Cost.Write(os.Stdout) // last line: cost: variant=V monthly_usd=X budget_usd=Y ...
 	case res.Cost != nil:
-		fmt.Printf("cost: monthly_usd=%.2f budget_usd=%g (go tool mage infra:cost for the breakdown)\n", res.Cost.Total, res.Cost.Budget)
+		fmt.Printf("cost: variant=%s monthly_usd=%.2f budget_usd=%g (go tool mage infra:cost for every line and the variants)\n", res.Cost.SelectedResult().Variant.Name, res.Cost.Total, res.Cost.Budget)
 	}
 	return nil
 }

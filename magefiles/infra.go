@@ -12,7 +12,7 @@ import (
 // Infra works on the production stacks: the CDK app in infra/ (Go, its own module).
 type Infra mg.Namespace
 
-// Synth synthesizes every stack of the prod environment into infra/cdk.out and checks the budget.
+// Synth synthesizes every stack of the prod environment into infra/cdk.out and checks the budget (see infra:cost).
 //
 // The app refuses bad input before synthesizing (missing AMI parameter, domain outside the
 // hosted zone, AWS_REGION/CDK_DEFAULT_REGION other than the configured region) and fails when
@@ -30,11 +30,21 @@ func (Infra) Synth(ctx context.Context) error {
 	return infra.SynthTarget(ctx, os.Stdout)
 }
 
-// Cost prices the synthesized templates with the versioned price table and fails above the budget.
+// Cost answers "does it fit the budget?": every billed item, on-demand and the cheaper variants, the gate's verdict.
 //
-// Prints one line per priced item (instance, EBS, public IPv4, Route 53, CloudFront, API
-// Gateway, Cloud Map, CloudWatch, S3) at the baseline usage derived from load.expected_rps,
-// then `cost: monthly_usd=X budget_usd=Y` as the last line. Options as for infra:synth.
+// Synthesizes the stacks, then prices every resource of the templates (an unknown type fails
+// instead of counting as free) plus the usage the toolkit itself creates: restic's requests
+// from the backup and WAL schedules, site syncs, releases, Route 53 health-check traffic from
+// the checker regions and interval, AMI snapshots, noncurrent versions of versioned buckets.
+// Usage assumptions live under cost: in zmanim-ops.yaml and are all printed. Every price comes
+// from infra/prices/<region>-<date>.json with its unit and source; values not verified against
+// a public source are listed. Prints on-demand line by line, then each variant that keeps the
+// architecture (HTTP health check, Origin Shield only for S3, 1-year Compute Savings Plan, all
+// three) with its total and what it trades, the 5x and 20x what-if loads, and the gate's
+// verdict on the variant budget.variant selects. Last line:
+// `cost: variant=V monthly_usd=X budget_usd=Y on_demand_usd=Z fits=B`. Fails above the budget.
+//
+// Options (environment): as for infra:synth (ZOPS_PRICES picks another price table).
 func (Infra) Cost(ctx context.Context) error {
 	return infra.CostTarget(ctx, os.Stdout)
 }

@@ -65,6 +65,9 @@ type Env struct {
 	Edge Edge `yaml:"edge"`
 	API  API  `yaml:"api"`
 
+	// Cost holds the usage assumptions infra:cost prices at (see CostUsage).
+	Cost CostUsage `yaml:"cost"`
+
 	Twin Twin `yaml:"twin"` // only for kind twin
 }
 
@@ -122,6 +125,9 @@ type Release struct {
 // Budget is the monthly cost ceiling.
 type Budget struct {
 	MonthlyUSD float64 `yaml:"monthly_usd"`
+	// Variant is the priced variant the budget gate checks (infra:cost lists them all):
+	// on-demand, or a cheaper one that keeps the architecture. Empty means on-demand.
+	Variant string `yaml:"variant"`
 }
 
 // Notify is where failure emails go.
@@ -418,6 +424,7 @@ func (e *Env) Validate() []string {
 	if e.Budget.MonthlyUSD <= 0 {
 		add("budget.monthly_usd", "must be positive (the spec's budget is 44)")
 	}
+	p = append(p, e.Cost.validate(e.Name)...)
 	if e.Kind == KindTwin {
 		p = append(p, e.validateTwin()...)
 	}

@@ -55,6 +55,7 @@ func prodEnv(name string) *Env {
 			Binary:        "zmanim-api",
 		},
 		Budget: Budget{MonthlyUSD: 44},
+		Cost:   DefaultCostUsage(),
 		Notify: Notify{From: "backups@zmanim.shtetl.io", To: "ops@shtetl.io"},
 		Edge:   DefaultEdge(),
 		API:    DefaultAPI("https://clerk.zmanim.shtetl.io", "https://zmanim.shtetl.io"),

@@ -1,230 +1,27 @@
-// Package cost prices synthesized CloudFormation templates against a dated regional price
-// table (infra/prices/<region>-<date>.json) at a baseline usage derived from the configuration,
-// and checks the total against the monthly budget. It reads template JSON only, so both the
-// CDK app (infra/, its own module) and the mage targets use it without linking CDK.
+// Package cost answers "does production fit the monthly budget?" from the synthesized
+// CloudFormation templates, a dated regional price table in which every value carries its
+// unit and source (infra/prices/<region>-<date>.json), and the usage the configuration
+// implies: viewer traffic from load.expected_rps and the printed assumptions under cost:,
+// plus the work the toolkit itself schedules (backup and WAL runs, site syncs, releases,
+// Route 53 health checks, AMI snapshots, versioned backups).
+//
+// Every resource type in the templates is either priced or listed as free here; an unknown
+// one fails the estimate rather than counting as free. Besides on-demand, the estimate prices
+// the cheapest variants that keep the architecture, each with what it trades, and the budget
+// gate checks the one the configuration selects (budget.variant). It reads template JSON only,
+// so both the CDK app (infra/, its own module) and the mage targets use it without linking CDK.
 package cost
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"github.com/shtetl/zmanim-ops/internal/config"
 )
-
-// Prices is a dated regional price table (infra/prices/<region>-<date>.json).
-type Prices struct {
-	Region        string             `json:"region"`
-	Currency      string             `json:"currency"`
-	Recorded      string             `json:"recorded"`
-	Source        string             `json:"source"`
-	HoursPerMonth float64            `json:"hours_per_month"`
-	InstanceHour  map[string]float64 `json:"ec2_instance_hour"`
-	EBSGBMonth    map[string]float64 `json:"ebs_gb_month"`
-	IPv4Hour      float64            `json:"public_ipv4_hour"`
-
-	HostedZoneMonth    float64 `json:"route53_hosted_zone_month"`
-	HealthCheckMonth   float64 `json:"route53_health_check_month"`
-	HealthFeatureMonth float64 `json:"route53_health_check_feature_month"`
-
-	APIGWPerMillion float64 `json:"apigw_http_per_million"`
-
-	CFHTTPSPer10k        float64 `json:"cloudfront_https_per_10k"`
-	CFGBOut              float64 `json:"cloudfront_gb_out"`
-	CFFunctionPerMillion float64 `json:"cloudfront_function_per_million"`
-	ShieldPer10k         float64 `json:"origin_shield_per_10k"`
-	CFFreeRequests       float64 `json:"cloudfront_free_requests"`
-	CFFreeGBOut          float64 `json:"cloudfront_free_gb_out"`
-	CFFreeFunctions      float64 `json:"cloudfront_free_function_invocations"`
-
-	AlarmMetricMonth  float64 `json:"cloudwatch_alarm_metric_month"`
-	DashboardMonth    float64 `json:"cloudwatch_dashboard_month"`
-	CustomMetricMonth float64 `json:"cloudwatch_custom_metric_month"`
-	LogsIngestGB      float64 `json:"cloudwatch_logs_ingest_gb"`
-	LogsStoreGBMonth  float64 `json:"cloudwatch_logs_store_gb_month"`
-	FreeAlarmMetrics  float64 `json:"cloudwatch_free_alarm_metrics"`
-	FreeDashboards    float64 `json:"cloudwatch_free_dashboards"`
-	FreeCustomMetrics float64 `json:"cloudwatch_free_custom_metrics"`
-	FreeLogsGB        float64 `json:"cloudwatch_free_logs_gb"`
-
-	S3GBMonth  float64 `json:"s3_standard_gb_month"`
-	S3PutPer1k float64 `json:"s3_put_per_1k"`
-	S3GetPer1k float64 `json:"s3_get_per_1k"`
-
-	CloudMapInstanceMonth      float64 `json:"cloudmap_instance_month"`
-	CloudMapDiscoverPerMillion float64 `json:"cloudmap_discover_per_million"`
-}
-
-// LoadPrices reads a price table.
-func LoadPrices(path string) (*Prices, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load prices: %w", err)
-	}
-	var p Prices
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("load prices %s: %w", path, err)
-	}
-	if p.HoursPerMonth <= 0 || p.Region == "" {
-		return nil, fmt.Errorf("load prices %s: region and hours_per_month are required", path)
-	}
-	return &p, nil
-}
-
-// LatestPrices returns the newest <region>-<date>.json in dir (dates sort as text).
-func LatestPrices(dir, region string) (string, error) {
-	files, err := filepath.Glob(filepath.Join(dir, region+"-*.json"))
-	if err != nil {
-		return "", err
-	}
-	if len(files) == 0 {
-		return "", fmt.Errorf("no price table for %s in %s: record one as %s-<yyyy-mm-dd>.json", region, dir, region)
-	}
-	sort.Strings(files)
-	return files[len(files)-1], nil
-}
-
-// Usage is the baseline traffic and data the request- and storage-priced services are priced
-// at. Requests derive from config's expected rate; the other figures are assumptions, printed
-// with the estimate.
-type Usage struct {
-	// ExpectedRPS is config load.expected_rps: the busy-period rate load tests multiply.
-	ExpectedRPS float64
-	// AverageShare is the month's average rate as a share of ExpectedRPS.
-	AverageShare float64
-	// APIShare of viewer requests is /api/* (the rest is the static site).
-	APIShare float64
-	// APIEdgeHit and StaticEdgeHit are edge cache hit ratios; ShieldHit is Origin Shield's on edge misses.
-	APIEdgeHit, StaticEdgeHit, ShieldHit float64
-	// ResponseBytes is the average response size sent to viewers.
-	ResponseBytes float64
-	// AccessLogBytes per API request in the access log; BoxLogGBMonth from the CloudWatch agent.
-	AccessLogBytes, BoxLogGBMonth float64
-	// CheckersPerRegion is how many Route 53 checkers probe from each configured region; the
-	// Route 53 API reference (HealthCheckConfig, "Request interval") says one checker per region
-	// sends a request every interval.
-	CheckersPerRegion float64
-	// CloudMapLookupsPerRequest is DiscoverInstances calls per private-integration request.
-	CloudMapLookupsPerRequest float64
-	// BucketGB is stored data per bucket kind (backups, releases, static).
-	BackupsGB, ReleasesGB, StaticGB float64
-	// BackupPutsMonth are restic PUTs a month; CustomMetrics are the agent's and the backup's metrics.
-	BackupPutsMonth, CustomMetrics float64
-}
-
-// DefaultUsage is the baseline for env.
-func DefaultUsage(env *config.Env) Usage {
-	return Usage{
-		ExpectedRPS:               float64(env.Load.ExpectedRPS),
-		AverageShare:              0.02,
-		APIShare:                  0.6,
-		APIEdgeHit:                0.7,
-		StaticEdgeHit:             0.95,
-		ShieldHit:                 0.5,
-		ResponseBytes:             8 << 10,
-		AccessLogBytes:            350,
-		BoxLogGBMonth:             0.6,
-		CheckersPerRegion:         1,
-		CloudMapLookupsPerRequest: 1,
-		BackupsGB:                 3,
-		ReleasesGB:                0.3,
-		StaticGB:                  0.05,
-		BackupPutsMonth:           6000,
-		CustomMetrics:             8,
-	}
-}
-
-// AverageRPS is the month's average viewer request rate.
-func (u Usage) AverageRPS() float64 { return u.ExpectedRPS * u.AverageShare }
-
-// Item is one priced line.
-type Item struct {
-	Group, Name, Detail string
-	USD                 float64
-}
-
-// Estimate is a priced set of templates.
-type Estimate struct {
-	Items  []Item
-	Total  float64
-	Budget float64
-	Prices *Prices
-	Usage  Usage
-	// Sensitivity holds totals at other traffic levels (multiples of the baseline), for the
-	// breakdown; set by the caller with AddSensitivity.
-	Sensitivity []Point
-}
-
-// Point is a total at a multiple of the baseline traffic.
-type Point struct {
-	Factor, USD float64
-}
-
-// AddSensitivity prices ts again at each multiple of the baseline traffic.
-func (e *Estimate) AddSensitivity(ts []Template, factors ...float64) error {
-	for _, f := range factors {
-		u := e.Usage
-		u.AverageShare *= f
-		o, err := Price(ts, e.Prices, u, e.Budget)
-		if err != nil {
-			return err
-		}
-		e.Sensitivity = append(e.Sensitivity, Point{Factor: f, USD: o.Total})
-	}
-	return nil
-}
-
-// ErrOverBudget is returned (wrapped) when the estimate exceeds the budget.
-var ErrOverBudget = errors.New("monthly estimate exceeds the budget")
-
-// ErrUnpriced is returned (wrapped) for a resource type the pricer does not know.
-var ErrUnpriced = errors.New("unpriced resource")
-
-// Check returns ErrOverBudget when the total exceeds the budget, naming the largest items.
-func (e *Estimate) Check() error {
-	if e.Total <= e.Budget {
-		return nil
-	}
-	items := append([]Item(nil), e.Items...)
-	sort.Slice(items, func(i, j int) bool { return items[i].USD > items[j].USD })
-	var top []string
-	for i := 0; i < len(items) && i < 3; i++ {
-		top = append(top, fmt.Sprintf("%s %.2f", items[i].Name, items[i].USD))
-	}
-	return fmt.Errorf("%w: $%.2f > $%g (largest: %s); shrink the design or raise budget.monthly_usd in %s", ErrOverBudget, e.Total, e.Budget, strings.Join(top, ", "), config.FileName)
-}
-
-// Write prints the breakdown and, as the last line, `cost: monthly_usd=X budget_usd=Y`.
-func (e *Estimate) Write(w io.Writer) {
-	fmt.Fprintf(w, "cost: %s prices recorded %s; baseline %.2f req/s average (%.0f%% of expected %.0f req/s)\n",
-		e.Prices.Region, e.Prices.Recorded, e.Usage.AverageRPS(), e.Usage.AverageShare*100, e.Usage.ExpectedRPS)
-	groups := map[string]float64{}
-	for _, it := range e.Items {
-		fmt.Fprintf(w, "  %-13s %-58s %8.2f  %s\n", it.Group, it.Name, it.USD, it.Detail)
-		groups[it.Group] += it.USD
-	}
-	names := make([]string, 0, len(groups))
-	for g := range groups {
-		names = append(names, g)
-	}
-	sort.Strings(names)
-	var parts []string
-	for _, g := range names {
-		parts = append(parts, fmt.Sprintf("%s=%.2f", g, groups[g]))
-	}
-	fmt.Fprintf(w, "cost: by group %s\n", strings.Join(parts, " "))
-	for _, p := range e.Sensitivity {
-		fmt.Fprintf(w, "cost: at %gx baseline traffic (%.2f req/s) monthly_usd=%.2f\n", p.Factor, e.Usage.AverageRPS()*p.Factor, p.USD)
-	}
-	fmt.Fprintf(w, "cost: monthly_usd=%.2f budget_usd=%g\n", e.Total, e.Budget)
-}
 
 // Template is one synthesized stack template.
 type Template struct {
@@ -265,42 +62,162 @@ func LoadTemplates(dir string) ([]Template, error) {
 	return out, nil
 }
 
-// freeTypes cost nothing by themselves (or are priced through usage below).
+// ErrUnpriced is returned (wrapped) for a resource the model cannot price.
+var ErrUnpriced = errors.New("unpriced resource")
+
+// freeTypes cost nothing by themselves; what they carry is priced through usage (an HTTP
+// API's routes through its requests, a log group through the logs it receives, the SNS topic
+// through its first 1,000 free e-mails a month: alarm mail stays far below).
 var freeTypes = map[string]bool{
 	"AWS::CDK::Metadata": true, "AWS::EC2::VPC": true, "AWS::EC2::Subnet": true, "AWS::EC2::RouteTable": true,
 	"AWS::EC2::Route": true, "AWS::EC2::SubnetRouteTableAssociation": true, "AWS::EC2::InternetGateway": true,
 	"AWS::EC2::VPCGatewayAttachment": true, "AWS::EC2::SecurityGroup": true, "AWS::EC2::SecurityGroupIngress": true,
 	"AWS::EC2::SecurityGroupEgress": true, "AWS::EC2::VolumeAttachment": true, "AWS::EC2::EIPAssociation": true,
-	"AWS::IAM::Role": true, "AWS::IAM::Policy": true, "AWS::IAM::InstanceProfile": true, "AWS::IAM::OIDCProvider": true,
-	"AWS::IAM::ManagedPolicy": true, "AWS::Lambda::Function": true, "AWS::Lambda::Permission": true,
+	"AWS::EC2::LaunchTemplate": true, // priced through the instances that use it
+	"AWS::IAM::Role":           true, "AWS::IAM::Policy": true, "AWS::IAM::InstanceProfile": true, "AWS::IAM::OIDCProvider": true,
+	"AWS::IAM::ManagedPolicy": true,
+	// CDK's custom-resource providers run a few times per deploy: far inside Lambda's free tier.
+	"AWS::Lambda::Function": true, "AWS::Lambda::Permission": true,
 	"AWS::CertificateManager::Certificate": true, "AWS::Route53::RecordSet": true,
 	"AWS::CloudFront::CachePolicy": true, "AWS::CloudFront::OriginAccessControl": true, "AWS::CloudFront::Function": true,
-	"AWS::CloudFront::OriginRequestPolicy": true, "AWS::S3::BucketPolicy": true,
+	"AWS::CloudFront::OriginRequestPolicy": true, "AWS::CloudFront::ResponseHeadersPolicy": true, "AWS::S3::BucketPolicy": true,
 	"AWS::ApiGatewayV2::Route": true, "AWS::ApiGatewayV2::Integration": true, "AWS::ApiGatewayV2::Authorizer": true,
-	"AWS::ApiGatewayV2::Stage": true, "AWS::ApiGatewayV2::VpcLink": true, "AWS::Logs::LogGroup": true,
+	"AWS::ApiGatewayV2::Stage": true, "AWS::ApiGatewayV2::VpcLink": true, "AWS::ApiGatewayV2::DomainName": true,
+	"AWS::ApiGatewayV2::ApiMapping": true, "AWS::Logs::LogGroup": true,
 	"AWS::SNS::Subscription": true, "AWS::SNS::Topic": true, "AWS::SNS::TopicPolicy": true,
 	"AWS::ServiceDiscovery::HttpNamespace": true, "AWS::ServiceDiscovery::Service": true,
+	"AWS::Budgets::Budget": true, // the first two budgets of an account are free
+}
+
+// Line is one priced item.
+type Line struct {
+	Group, Name, Detail string
+	USD                 float64
+}
+
+// Variant is a way of running the same architecture at a different price.
+type Variant struct {
+	Name string
+	// Trade says what the variant gives up; empty for on-demand.
+	Trade string
+	// HTTPHealthCheck prices Route 53 HTTPS checks as HTTP ones (one optional feature less).
+	HTTPHealthCheck bool
+	// ShieldS3Only keeps Origin Shield only in front of S3 origins.
+	ShieldS3Only bool
+	// SavingsPlan prices instances at the 1-year Compute Savings Plan rate.
+	SavingsPlan bool
+}
+
+// OnDemand is the variant of the templates as synthesized at on-demand prices.
+const OnDemand = "on-demand"
+
+// Variants are the priced variants, on-demand first. Each keeps the spec's architecture (one
+// box, CloudFront, API Gateway with the JWT authorizer, Route 53 health check, restic backups).
+func Variants() []Variant {
+	return []Variant{
+		{Name: OnDemand},
+		{Name: "http-health-check", HTTPHealthCheck: true,
+			Trade: "Route 53 probes /health over HTTP, one optional feature less; the probe is unencrypted, and /health must answer plain HTTP at the edge instead of redirecting (Route 53 counts a 3xx as healthy, so a redirect would report healthy without reaching the box)"},
+		{Name: "shield-s3-only", ShieldS3Only: true,
+			Trade: "Origin Shield only in front of S3: API edge misses and health checks stop paying the shield fee, but each regional edge cache's miss of a cacheable API response reaches API Gateway and the box"},
+		{Name: "savings-plan-1yr", SavingsPlan: true,
+			Trade: "the instance at a 1-year no-upfront Compute Savings Plan rate: an hourly commitment paid for 12 months whether the box runs or not (it follows the box to another size, family or region)"},
+		{Name: "cheapest", HTTPHealthCheck: true, ShieldS3Only: true, SavingsPlan: true,
+			Trade: "all three trades above"},
+	}
+}
+
+// VariantNames lists the variant names.
+func VariantNames() []string {
+	var out []string
+	for _, v := range Variants() {
+		out = append(out, v.Name)
+	}
+	return out
+}
+
+// Result is one variant priced.
+type Result struct {
+	Variant Variant
+	Lines   []Line
+	Total   float64
+}
+
+// Traffic is the monthly traffic a result was priced at, for the output.
+type Traffic struct {
+	Viewer, HealthChecks, APIGateway, ShieldRequests, StaticOrigin float64
+	HealthCheckNotes                                               []string
 }
 
 const secondsPerHour = 3600
 
-// Price prices the templates at usage u for budget (USD a month).
-func Price(ts []Template, p *Prices, u Usage, budget float64) (*Estimate, error) {
-	e := &Estimate{Budget: budget, Prices: p, Usage: u}
-	add := func(group, name, detail string, usd float64) {
-		e.Items = append(e.Items, Item{Group: group, Name: name, Detail: detail, USD: usd})
-	}
-	month := p.HoursPerMonth
-	var unpriced []string
+// model prices the templates for one variant.
+type model struct {
+	ts []Template
+	l  *lookup
+	u  Usage
+	v  Variant
+	// Bucket names by kind, from the configuration.
+	backups, releases, static string
+
+	lines    []Line
+	unpriced []string
+	traffic  Traffic
+}
+
+func (m *model) add(group, name, detail string, usd float64) {
+	m.lines = append(m.lines, Line{Group: group, Name: name, Detail: detail, USD: usd})
+}
+
+// healthCheck is a Route 53 health check as it bills and as it loads the path.
+type healthCheck struct {
+	where, typ           string
+	interval, regions    float64
+	throughEdge, toAPI   bool
+	latency, fastFeature bool
+}
+
+type bucket struct {
+	where, name   string
+	versioned     bool
+	noncurrentDay float64 // 0 with versioning: never expire
+}
+
+type origin struct {
+	s3, shield bool
+}
+
+type instanceSpec struct {
+	typ    string
+	blocks []any
+}
+
+// BucketNames are the configured bucket names by kind; a template bucket outside them has no
+// usage assumption and fails the estimate.
+type BucketNames struct{ Backups, Releases, Static string }
+
+// run prices every resource and then the usage.
+func (m *model) run() (*Result, error) {
+	hours := m.l.get(KeyHoursPerMonth, "hourly prices")
 	var (
-		distributions, shield, functions bool
-		httpAPIs, mapInstances           int
-		alarmMetrics, dashboards         float64
-		healthRequests                   float64
-		healthToAPI                      bool
-		buckets                          []string
+		checks                   []healthCheck
+		buckets                  []bucket
+		origins                  []origin
+		distributions            int
+		functionBehaviors        bool
+		httpAPIs, mapInstances   int
+		alarmMetrics, dashboards float64
 	)
-	for _, t := range ts {
+	launchTemplates := map[string]instanceSpec{}
+	for _, t := range m.ts {
+		for id, r := range t.Resources {
+			if r.Type == "AWS::EC2::LaunchTemplate" {
+				d := asMap(r.Properties["LaunchTemplateData"])
+				launchTemplates[id] = instanceSpec{typ: str(d["InstanceType"], ""), blocks: list(d["BlockDeviceMappings"])}
+			}
+		}
+	}
+	for _, t := range m.ts {
 		ids := make([]string, 0, len(t.Resources))
 		for id := range t.Resources {
 			ids = append(ids, id)
@@ -311,85 +228,73 @@ func Price(ts []Template, p *Prices, u Usage, budget float64) (*Estimate, error)
 			where := t.Stack + "/" + id
 			switch {
 			case r.Type == "AWS::EC2::Instance":
-				typ, _ := r.Properties["InstanceType"].(string)
-				h, ok := p.InstanceHour[typ]
+				m.instance(where, instanceSpec{typ: str(r.Properties["InstanceType"], ""), blocks: list(r.Properties["BlockDeviceMappings"])}, 1, hours)
+			case r.Type == "AWS::AutoScaling::AutoScalingGroup":
+				lt := asMap(r.Properties["LaunchTemplate"])
+				ref := str(asMap(lt["LaunchTemplateId"])["Ref"], "")
+				spec, ok := launchTemplates[ref]
 				if !ok {
-					unpriced = append(unpriced, fmt.Sprintf("%s: instance type %q has no price in the table", where, typ))
+					m.unpriced = append(m.unpriced, where+": Auto Scaling group without a launch template in these templates")
 					continue
 				}
-				add("compute", "EC2 "+typ+" ("+where+")", fmt.Sprintf("%.0f h x $%.4f", month, h), month*h)
-				for _, bd := range list(r.Properties["BlockDeviceMappings"]) {
-					ebs, _ := asMap(bd)["Ebs"].(map[string]any)
-					if ebs == nil {
-						continue
-					}
-					gb, vt := num(ebs["VolumeSize"]), str(ebs["VolumeType"], "gp2")
-					pr, ok := p.EBSGBMonth[vt]
-					if !ok {
-						unpriced = append(unpriced, fmt.Sprintf("%s: EBS type %q has no price", where, vt))
-						continue
-					}
-					add("storage", fmt.Sprintf("EBS root %s %.0f GB (%s)", vt, gb, where), fmt.Sprintf("%.0f GB x $%.3f", gb, pr), gb*pr)
+				n := num(r.Properties["DesiredCapacity"])
+				if n == 0 {
+					n = num(r.Properties["MaxSize"])
 				}
+				m.instance(where, spec, n, hours)
 			case r.Type == "AWS::EC2::Volume":
 				gb, vt := num(r.Properties["Size"]), str(r.Properties["VolumeType"], "gp2")
-				pr, ok := p.EBSGBMonth[vt]
-				if !ok {
-					unpriced = append(unpriced, fmt.Sprintf("%s: EBS type %q has no price", where, vt))
-					continue
-				}
-				add("storage", fmt.Sprintf("EBS %s %.0f GB (%s)", vt, gb, where), fmt.Sprintf("%.0f GB x $%.3f", gb, pr), gb*pr)
+				pr := m.l.get(VolumeKey(vt), where)
+				m.add("storage", fmt.Sprintf("EBS %s %.0f GB (%s)", vt, gb, where), fmt.Sprintf("%.0f GB x $%.3f", gb, pr), gb*pr)
 			case r.Type == "AWS::EC2::EIP":
-				add("network", "public IPv4 ("+where+")", fmt.Sprintf("%.0f h x $%.3f", month, p.IPv4Hour), month*p.IPv4Hour)
+				pr := m.l.get(KeyIPv4Hour, where)
+				m.add("network", "public IPv4 ("+where+")", fmt.Sprintf("%.0f h x $%.3f", hours, pr), hours*pr)
 			case r.Type == "AWS::EC2::VPCEndpoint":
 				if str(r.Properties["VpcEndpointType"], "Gateway") != "Gateway" {
-					unpriced = append(unpriced, where+": interface VPC endpoints are billed per hour and GB; add them to the price table")
+					m.unpriced = append(m.unpriced, where+": interface VPC endpoints are billed per hour and GB; add them to the price table and the model")
 				}
 			case r.Type == "AWS::Route53::HostedZone":
-				add("dns", "Route 53 hosted zone ("+where+")", "", p.HostedZoneMonth)
+				m.add("dns", "Route 53 hosted zone ("+where+")", "", m.l.get(KeyHostedZone, where))
 			case r.Type == "AWS::Route53::HealthCheck":
 				c := asMap(r.Properties["HealthCheckConfig"])
-				typ := str(c["Type"], "HTTP")
-				features := 0.0
-				if strings.HasPrefix(typ, "HTTPS") {
-					features++
+				hc := healthCheck{where: where, typ: str(c["Type"], "HTTP"), interval: num(c["RequestInterval"]), regions: float64(len(list(c["Regions"])))}
+				if hc.interval == 0 {
+					hc.interval = 30
 				}
-				if strings.HasSuffix(typ, "STR_MATCH") {
-					features++
-				}
-				interval := num(c["RequestInterval"])
-				if interval == 0 {
-					interval = 30
-				}
-				if interval < 30 {
-					features++
+				if hc.regions == 0 {
+					hc.regions = 8 // Route 53's default checker regions
 				}
 				if b, _ := c["MeasureLatency"].(bool); b {
-					features++
+					hc.latency = true
 				}
-				add("dns", fmt.Sprintf("Route 53 %s health check (%s)", typ, where), fmt.Sprintf("$%.2f + %.0f feature(s) x $%.2f", p.HealthCheckMonth, features, p.HealthFeatureMonth), p.HealthCheckMonth+features*p.HealthFeatureMonth)
-				regions := float64(len(list(c["Regions"])))
-				if regions == 0 {
-					regions = 8 // Route 53's default set
+				// An endpoint check by domain name goes through the public path (CloudFront, then
+				// API Gateway for /health, which no behavior caches).
+				hc.throughEdge = c["FullyQualifiedDomainName"] != nil && c["IPAddress"] == nil
+				hc.toAPI = strings.HasPrefix(str(c["ResourcePath"], "/"), "/health")
+				switch hc.typ {
+				case "HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH", "TCP":
+					checks = append(checks, hc)
+				default:
+					m.unpriced = append(m.unpriced, fmt.Sprintf("%s: health check type %s is not modelled", where, hc.typ))
 				}
-				healthRequests += regions * u.CheckersPerRegion * (secondsPerHour / interval) * month
-				healthToAPI = healthToAPI || str(c["ResourcePath"], "") == "/health"
 			case r.Type == "AWS::CloudFront::Distribution":
-				distributions = true
+				distributions++
 				dc := asMap(r.Properties["DistributionConfig"])
 				for _, o := range list(dc["Origins"]) {
-					if s := asMap(asMap(o)["OriginShield"]); s["Enabled"] == true {
-						shield = true
-					}
+					om := asMap(o)
+					origins = append(origins, origin{s3: om["S3OriginConfig"] != nil, shield: asMap(om["OriginShield"])["Enabled"] == true})
 				}
 				for _, b := range append(list(dc["CacheBehaviors"]), dc["DefaultCacheBehavior"]) {
 					if len(list(asMap(b)["FunctionAssociations"])) > 0 {
-						functions = true
+						functionBehaviors = true
 					}
+				}
+				if asMap(dc["Logging"])["Bucket"] != nil {
+					m.unpriced = append(m.unpriced, where+": standard logging writes to S3; add its storage to the model")
 				}
 			case r.Type == "AWS::ApiGatewayV2::Api":
 				if str(r.Properties["ProtocolType"], "HTTP") != "HTTP" {
-					unpriced = append(unpriced, where+": only HTTP APIs are priced")
+					m.unpriced = append(m.unpriced, where+": only HTTP APIs are priced")
 					continue
 				}
 				httpAPIs++
@@ -397,8 +302,8 @@ func Price(ts []Template, p *Prices, u Usage, budget float64) (*Estimate, error)
 				mapInstances++
 			case r.Type == "AWS::CloudWatch::Alarm":
 				if ms := list(r.Properties["Metrics"]); len(ms) > 0 {
-					for _, m := range ms {
-						if asMap(m)["MetricStat"] != nil {
+					for _, mm := range ms {
+						if asMap(mm)["MetricStat"] != nil {
 							alarmMetrics++
 						}
 					}
@@ -408,79 +313,234 @@ func Price(ts []Template, p *Prices, u Usage, budget float64) (*Estimate, error)
 			case r.Type == "AWS::CloudWatch::Dashboard":
 				dashboards++
 			case r.Type == "AWS::S3::Bucket":
-				buckets = append(buckets, str(r.Properties["BucketName"], id))
+				b := bucket{where: where, name: str(r.Properties["BucketName"], id)}
+				b.versioned = str(asMap(r.Properties["VersioningConfiguration"])["Status"], "") == "Enabled"
+				for _, rule := range list(asMap(r.Properties["LifecycleConfiguration"])["Rules"]) {
+					rm := asMap(rule)
+					if str(rm["Status"], "Enabled") != "Enabled" {
+						continue
+					}
+					d := num(asMap(rm["NoncurrentVersionExpiration"])["NoncurrentDays"])
+					if d == 0 {
+						d = num(rm["NoncurrentVersionExpirationInDays"])
+					}
+					if d > 0 && (b.noncurrentDay == 0 || d > b.noncurrentDay) {
+						b.noncurrentDay = d
+					}
+				}
+				buckets = append(buckets, b)
 			case r.Type == "AWS::SSM::Parameter":
 				if str(r.Properties["Tier"], "Standard") != "Standard" {
-					unpriced = append(unpriced, where+": advanced SSM parameters cost $0.05 a month each; add them to the price table")
+					m.unpriced = append(m.unpriced, where+": advanced SSM parameters are billed a month each; add them to the price table")
 				}
 			case freeTypes[r.Type] || strings.HasPrefix(r.Type, "Custom::"):
 			default:
-				unpriced = append(unpriced, fmt.Sprintf("%s: resource type %s is neither priced nor known to be free; add it to internal/infra/cost.go", where, r.Type))
+				m.unpriced = append(m.unpriced, fmt.Sprintf("%s: resource type %s is neither priced nor known to be free; price it or list it as free in internal/infra/cost/cost.go", where, r.Type))
 			}
 		}
 	}
-	if len(unpriced) > 0 {
-		return nil, fmt.Errorf("%w:\n  - %s", ErrUnpriced, strings.Join(unpriced, "\n  - "))
+	if len(m.unpriced) > 0 {
+		sort.Strings(m.unpriced)
+		return nil, fmt.Errorf("%w:\n  - %s", ErrUnpriced, strings.Join(m.unpriced, "\n  - "))
 	}
 
-	// Traffic.
-	seconds := month * secondsPerHour
+	u := m.u
+	seconds := hours * secondsPerHour
+
+	// Route 53 health checks: the check itself, then its requests through the path.
+	var health, healthAPI float64
+	for _, hc := range checks {
+		typ := hc.typ
+		if m.v.HTTPHealthCheck {
+			typ = strings.Replace(typ, "HTTPS", "HTTP", 1)
+		}
+		features := 0.0
+		if strings.HasPrefix(typ, "HTTPS") {
+			features++
+		}
+		if strings.HasSuffix(typ, "STR_MATCH") {
+			features++
+		}
+		if hc.interval < 30 {
+			features++
+		}
+		if hc.latency {
+			features++
+		}
+		base, feat := m.l.get(KeyHealthCheck, hc.where), m.l.get(KeyHealthCheckFeature, hc.where)
+		m.add("dns", fmt.Sprintf("Route 53 %s health check (%s)", typ, hc.where), fmt.Sprintf("$%.2f + %.0f feature(s) x $%.2f", base, features, feat), base+features*feat)
+		n := hc.regions * u.HealthCheckersPerRegion * (secondsPerHour / hc.interval) * hours
+		m.traffic.HealthCheckNotes = append(m.traffic.HealthCheckNotes, fmt.Sprintf("%.0f regions x %g checkers x every %.0f s = %.2fM requests", hc.regions, u.HealthCheckersPerRegion, hc.interval, n/1e6))
+		if hc.throughEdge {
+			health += n
+			if hc.toAPI {
+				healthAPI += n
+			}
+		}
+	}
+	m.traffic.HealthChecks = health
+
+	// Viewer traffic through CloudFront.
 	viewer := u.AverageRPS() * seconds
 	apiViewer := viewer * u.APIShare
 	staticViewer := viewer - apiViewer
 	apiEdgeMiss := apiViewer * (1 - u.APIEdgeHit)
 	staticEdgeMiss := staticViewer * (1 - u.StaticEdgeHit)
-	apiOrigin := apiEdgeMiss
-	if shield {
+	var shieldAPI, shieldStatic bool
+	for _, o := range origins {
+		if !o.shield {
+			continue
+		}
+		if o.s3 {
+			shieldStatic = true
+		} else if !m.v.ShieldS3Only {
+			shieldAPI = true
+		}
+	}
+	apiOrigin, staticOrigin := apiEdgeMiss, staticEdgeMiss
+	if shieldAPI {
 		apiOrigin *= 1 - u.ShieldHit
 	}
-	if healthToAPI {
-		apiOrigin += healthRequests
+	if shieldStatic {
+		staticOrigin *= 1 - u.ShieldHit
 	}
-	if distributions {
-		billable := math.Max(0, viewer-p.CFFreeRequests)
-		add("edge", "CloudFront HTTPS requests", fmt.Sprintf("%.2fM requests, %.0fM free", viewer/1e6, p.CFFreeRequests/1e6), billable/1e4*p.CFHTTPSPer10k)
-		gb := viewer * u.ResponseBytes / (1 << 30)
-		add("edge", "CloudFront data transfer out", fmt.Sprintf("%.1f GB, %.0f GB free", gb, p.CFFreeGBOut), math.Max(0, gb-p.CFFreeGBOut)*p.CFGBOut)
-		if functions {
-			add("edge", "CloudFront Functions (directory index)", fmt.Sprintf("%.2fM invocations, %.0fM free", staticViewer/1e6, p.CFFreeFunctions/1e6), math.Max(0, staticViewer-p.CFFreeFunctions)/1e6*p.CFFunctionPerMillion)
+	m.traffic.Viewer, m.traffic.StaticOrigin = viewer, staticOrigin
+	if distributions > 0 {
+		free := m.l.get(KeyCFFreeRequests, "CloudFront requests")
+		requests := viewer + health
+		per10k := m.l.get(KeyCFHTTPSPer10k, "CloudFront requests")
+		m.add("edge", "CloudFront HTTPS requests", fmt.Sprintf("%.2fM viewer + %.2fM health checks, %.0fM free", viewer/1e6, health/1e6, free/1e6), math.Max(0, requests-free)/1e4*per10k)
+		gb := (viewer*u.ResponseBytes + health*1024) / (1 << 30)
+		freeGB := m.l.get(KeyCFFreeGBOut, "CloudFront data out")
+		m.add("edge", "CloudFront data transfer out", fmt.Sprintf("%.1f GB, %.0f GB free", gb, freeGB), math.Max(0, gb-freeGB)*m.l.get(KeyCFDataOutGB, "CloudFront data out"))
+		if functionBehaviors {
+			freeF := m.l.get(KeyCFFreeFunctions, "CloudFront Functions")
+			m.add("edge", "CloudFront Functions (directory index)", fmt.Sprintf("%.2fM invocations, %.0fM free", staticViewer/1e6, freeF/1e6), math.Max(0, staticViewer-freeF)/1e6*m.l.get(KeyCFFunctionPerM, "CloudFront Functions"))
 		}
-		if shield {
-			misses := apiEdgeMiss + staticEdgeMiss
-			add("edge", "Origin Shield requests", fmt.Sprintf("%.2fM edge misses", misses/1e6), misses/1e4*p.ShieldPer10k)
+		var shielded float64
+		var what []string
+		if shieldAPI {
+			shielded += apiEdgeMiss + healthAPI
+			what = append(what, fmt.Sprintf("API misses %.2fM + health checks %.2fM", apiEdgeMiss/1e6, healthAPI/1e6))
 		}
+		if shieldStatic {
+			shielded += staticEdgeMiss
+			what = append(what, fmt.Sprintf("S3 misses %.2fM", staticEdgeMiss/1e6))
+		}
+		if shieldAPI || shieldStatic {
+			m.traffic.ShieldRequests = shielded
+			// Conservative: every request reaching the shield is counted, non-cacheable ones too.
+			m.add("edge", "Origin Shield requests", strings.Join(what, ", "), shielded/1e4*m.l.get(KeyShieldPer10k, "Origin Shield"))
+		}
+		paths := u.SiteSyncsMonth * u.SiteInvalidationPaths
+		freeP := m.l.get(KeyCFFreeInvalidations, "invalidations")
+		m.add("edge", "CloudFront invalidations (site syncs)", fmt.Sprintf("%.0f paths, %.0f free", paths, freeP), math.Max(0, paths-freeP)*m.l.get(KeyCFInvalidationPath, "invalidations"))
 	}
+	gateway := apiOrigin + healthAPI
+	m.traffic.APIGateway = gateway
 	if httpAPIs > 0 {
-		add("api", "API Gateway HTTP API requests", fmt.Sprintf("%.2fM (%.2fM viewer misses + %.2fM health checks)", apiOrigin/1e6, (apiOrigin-healthRequests)/1e6, healthRequests/1e6), apiOrigin/1e6*p.APIGWPerMillion)
+		m.add("api", "API Gateway HTTP API requests", fmt.Sprintf("%.2fM (%.2fM viewer misses + %.2fM health checks)", gateway/1e6, apiOrigin/1e6, healthAPI/1e6), gateway/1e6*m.l.get(KeyAPIGWPerMillion, "API Gateway"))
 	}
 	if mapInstances > 0 {
-		lookups := apiOrigin * u.CloudMapLookupsPerRequest
-		add("api", "Cloud Map (VPC link discovery)", fmt.Sprintf("%d instance(s), %.2fM lookups", mapInstances, lookups/1e6), float64(mapInstances)*p.CloudMapInstanceMonth+lookups/1e6*p.CloudMapDiscoverPerMillion)
+		lookups := gateway * u.CloudMapLookupsPerRequest
+		m.add("api", "Cloud Map (VPC link discovery)", fmt.Sprintf("%d instance(s), %.2fM lookups", mapInstances, lookups/1e6),
+			float64(mapInstances)*m.l.get(KeyCloudMapInstance, "Cloud Map")+lookups/1e6*m.l.get(KeyCloudMapDiscoverM, "Cloud Map"))
 	}
+
+	// CloudWatch: the project's own share of the account's free tiers.
 	logsGB := u.BoxLogGBMonth
 	if httpAPIs > 0 {
-		logsGB += apiOrigin * u.AccessLogBytes / (1 << 30)
+		logsGB += gateway * u.AccessLogBytes / (1 << 30)
 	}
-	add("observability", "CloudWatch Logs ingestion + storage", fmt.Sprintf("%.2f GB, %.0f GB free", logsGB, p.FreeLogsGB), math.Max(0, logsGB-p.FreeLogsGB)*p.LogsIngestGB+logsGB*p.LogsStoreGBMonth)
-	add("observability", "CloudWatch alarms", fmt.Sprintf("%.0f alarm metrics, %.0f free", alarmMetrics, p.FreeAlarmMetrics), math.Max(0, alarmMetrics-p.FreeAlarmMetrics)*p.AlarmMetricMonth)
-	add("observability", "CloudWatch dashboards", fmt.Sprintf("%.0f, %.0f free", dashboards, p.FreeDashboards), math.Max(0, dashboards-p.FreeDashboards)*p.DashboardMonth)
-	add("observability", "CloudWatch custom metrics (agent, backup)", fmt.Sprintf("%.0f metrics, %.0f free", u.CustomMetrics, p.FreeCustomMetrics), math.Max(0, u.CustomMetrics-p.FreeCustomMetrics)*p.CustomMetricMonth)
+	freeLogs := m.l.get(KeyFreeLogsGB, "CloudWatch Logs")
+	m.add("observability", "CloudWatch Logs ingestion + storage", fmt.Sprintf("%.2f GB, %.0f GB free", logsGB, freeLogs),
+		math.Max(0, logsGB-freeLogs)*m.l.get(KeyLogsIngestGB, "CloudWatch Logs")+logsGB*m.l.get(KeyLogsStoreGB, "CloudWatch Logs"))
+	m.add("observability", "CloudWatch alarms", fmt.Sprintf("%.0f alarm metrics, %.0f used elsewhere, %.0f free", alarmMetrics, u.OtherAlarmMetrics, m.l.get(KeyFreeAlarmMetrics, "alarms")),
+		marginal(alarmMetrics, u.OtherAlarmMetrics, m.l.get(KeyFreeAlarmMetrics, "alarms"))*m.l.get(KeyAlarmMetric, "alarms"))
+	m.add("observability", "CloudWatch dashboards", fmt.Sprintf("%.0f, %.0f free", dashboards, m.l.get(KeyFreeDashboards, "dashboards")),
+		math.Max(0, dashboards-m.l.get(KeyFreeDashboards, "dashboards"))*m.l.get(KeyDashboard, "dashboards"))
+	m.add("observability", "CloudWatch custom metrics (agent, backup)", fmt.Sprintf("%.0f metrics, %.0f used elsewhere, %.0f free", u.CustomMetrics, u.OtherCustomMetrics, m.l.get(KeyFreeCustomMetrics, "custom metrics")),
+		marginal(u.CustomMetrics, u.OtherCustomMetrics, m.l.get(KeyFreeCustomMetrics, "custom metrics"))*m.l.get(KeyCustomMetric, "custom metrics"))
+
+	// S3: storage, noncurrent versions and the requests of the toolkit's own jobs.
+	gbMonth, put, get := m.l.get(KeyS3GBMonth, "S3"), m.l.get(KeyS3PutPer1k, "S3"), m.l.get(KeyS3GetPer1k, "S3")
 	for _, b := range buckets {
-		gb := u.StaticGB
-		puts := 0.0
-		switch {
-		case strings.Contains(b, "backup"):
-			gb, puts = u.BackupsGB, u.BackupPutsMonth
-		case strings.Contains(b, "release"):
+		var gb, churnDay, puts, gets float64
+		var detail string
+		switch b.name {
+		case m.backups:
+			gb, churnDay = u.BackupsGB, u.BackupChurnGBDay
+			puts = u.WALRuns*(u.WALRun.Put+u.WALRun.List) + u.DailyRuns*(u.DailyRun.Put+u.DailyRun.List) + u.BaseRuns*(u.BaseRun.Put+u.BaseRun.List) + u.VerifyRuns*(u.VerifyRun.Put+u.VerifyRun.List)
+			gets = u.WALRuns*u.WALRun.Get + u.DailyRuns*u.DailyRun.Get + u.BaseRuns*u.BaseRun.Get + u.VerifyRuns*u.VerifyRun.Get
+			detail = fmt.Sprintf("restic: %.0f WAL + %.1f daily + %.1f base + %.1f verify runs", u.WALRuns, u.DailyRuns, u.BaseRuns, u.VerifyRuns)
+		case m.releases:
 			gb = u.ReleasesGB
+			if u.ReleaseKeep > 0 {
+				churnDay = u.ReleasesMonth / 30 * u.ReleasesGB / u.ReleaseKeep
+			}
+			puts = u.ReleasesMonth * (u.ReleaseObjects + 2) // objects, then LIST by retention and history
+			gets = u.ReleasesMonth * u.ReleaseObjects       // the box fetches what it deploys
+			detail = fmt.Sprintf("%.0f releases", u.ReleasesMonth)
+		case m.static:
+			gb = u.StaticGB
+			puts = u.SiteSyncsMonth * (math.Ceil(u.SiteObjects/1000) + u.SiteChangedObjects)
+			gets = staticOrigin // CloudFront's origin fetches are S3 GETs
+			detail = fmt.Sprintf("%.0f syncs, %.2fM origin GETs", u.SiteSyncsMonth, staticOrigin/1e6)
+		default:
+			return nil, fmt.Errorf("%w: %s: bucket %q is none of the configured buckets (backups %q, releases %q, static %q), so nothing says what it stores; add its usage to the model", ErrUnpriced, b.where, b.name, m.backups, m.releases, m.static)
 		}
-		add("storage", "S3 "+b, fmt.Sprintf("%.2f GB, %.0f PUTs", gb, puts), gb*p.S3GBMonth+puts/1000*p.S3PutPer1k)
+		m.add("storage", "S3 "+b.name, fmt.Sprintf("%.2f GB, %.0f PUT/LIST, %.0f GET; %s", gb, puts, gets, detail), gb*gbMonth+puts/1000*put+gets/1000*get)
+		if b.versioned {
+			days, note := b.noncurrentDay, fmt.Sprintf("kept %.0f days", b.noncurrentDay)
+			if days == 0 {
+				days, note = 365, "never expire: priced at a year of churn, and growing"
+			}
+			ngb := churnDay * days
+			m.add("storage", "S3 "+b.name+" noncurrent versions", fmt.Sprintf("%.2f GB/day deleted, %s: %.1f GB", churnDay, note, ngb), ngb*gbMonth)
+		}
 	}
-	for _, it := range e.Items {
-		e.Total += it.USD
+
+	// AMI snapshots: the image pipeline keeps the newest images and their root snapshots.
+	snaps := u.AMIImagesKept * u.AMISnapshotGB
+	m.add("storage", "EBS snapshots of kept AMIs", fmt.Sprintf("%.0f images x %.0f GB", u.AMIImagesKept, u.AMISnapshotGB), snaps*m.l.get(KeyEBSSnapshot, "AMI snapshots"))
+
+	if err := m.l.err(); err != nil {
+		return nil, err
 	}
-	e.Total = math.Round(e.Total*100) / 100
-	return e, nil
+	res := &Result{Variant: m.v, Lines: m.lines}
+	for _, ln := range m.lines {
+		res.Total += ln.USD
+	}
+	res.Total = math.Round(res.Total*100) / 100
+	return res, nil
+}
+
+// instance prices n instances of spec and their root volumes.
+func (m *model) instance(where string, spec instanceSpec, n, hours float64) {
+	key, kind := InstanceKey(spec.typ), "on-demand"
+	if m.v.SavingsPlan {
+		key, kind = SavingsPlanKey(spec.typ), "1-yr Compute Savings Plan"
+	}
+	if spec.typ == "" {
+		m.unpriced = append(m.unpriced, where+": no instance type")
+		return
+	}
+	h := m.l.get(key, where)
+	m.add("compute", fmt.Sprintf("EC2 %s %s (%s)", spec.typ, kind, where), fmt.Sprintf("%g x %.0f h x $%.4f", n, hours, h), n*hours*h)
+	for _, bd := range spec.blocks {
+		ebs := asMap(asMap(bd)["Ebs"])
+		if ebs == nil {
+			continue
+		}
+		gb, vt := num(ebs["VolumeSize"]), str(ebs["VolumeType"], "gp2")
+		pr := m.l.get(VolumeKey(vt), where)
+		m.add("storage", fmt.Sprintf("EBS root %s %.0f GB (%s)", vt, gb, where), fmt.Sprintf("%g x %.0f GB x $%.3f", n, gb, pr), n*gb*pr)
+	}
+}
+
+// marginal is how many of ours are billed when others already use part of the free tier.
+func marginal(ours, others, free float64) float64 {
+	return math.Max(0, ours+others-free) - math.Max(0, others-free)
 }
 
 func list(v any) []any {
