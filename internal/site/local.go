@@ -32,9 +32,11 @@ type LocalFile struct {
 	SHA256 string // hex
 }
 
-// Scan walks dir and hashes every file. Symlinks to regular files are deployed with the
-// target's content (a build may link shared assets); symlinked directories are refused, since
-// they can loop or reach outside the export. The root must hold index.html.
+// Scan walks dir and hashes every file. Symlinks to regular files inside the export are
+// deployed with the target's content (a build may link shared assets). A link that resolves
+// outside the export root is refused: the site is public, and a link such as
+// leak.txt -> /proc/self/environ would publish the runner's AWS session. Symlinked
+// directories (they can loop) and special files are refused too. The root must hold index.html.
 func Scan(ctx context.Context, dir string) ([]LocalFile, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -49,29 +51,46 @@ func Scan(ctx context.Context, dir string) ([]LocalFile, error) {
 	if fi, err := os.Stat(filepath.Join(dir, "index.html")); err != nil || !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w: %s has no index.html at its root; set output: 'export' in next.config.js, run next build and pass its output directory (usually ./out)", ErrNotExport, dir)
 	}
+	// Links are judged against the resolved root, so an export reached through a link
+	// (out -> build/out) works and "inside" means inside the real directory.
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", dir, err)
+	}
 	var files []LocalFile
 	var problems []string
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("scan %s: %w", p, err)
 		}
 		if d.IsDir() {
 			return nil
 		}
-		rel, err := filepath.Rel(dir, p)
+		rel, err := filepath.Rel(root, p)
 		if err != nil {
 			return err
 		}
 		key := filepath.ToSlash(rel)
 		real := p
 		if d.Type()&fs.ModeSymlink != 0 {
-			fi, err := os.Stat(p)
+			target, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s: broken symlink (%v); remove it or point it at a file", key, err))
+				return nil
+			}
+			// Read the resolved path from here on, so a link swapped after the scan cannot
+			// redirect the upload.
+			real = target
+			fi, err := os.Stat(target)
 			switch {
 			case err != nil:
 				problems = append(problems, fmt.Sprintf("%s: broken symlink (%v); remove it or point it at a file", key, err))
 				return nil
 			case fi.IsDir():
 				problems = append(problems, fmt.Sprintf("%s: symlink to a directory is not followed; copy the directory into the export instead", key))
+				return nil
+			case !within(root, target):
+				problems = append(problems, fmt.Sprintf("%s: symlink resolves to %s, outside the export; the site is public, so copy the file into the export if it is meant to be published, else remove the link", key, target))
 				return nil
 			case !fi.Mode().IsRegular():
 				problems = append(problems, fmt.Sprintf("%s: symlink to a non-regular file", key))
@@ -99,6 +118,12 @@ func Scan(ctx context.Context, dir string) ([]LocalFile, error) {
 		return nil, err
 	}
 	return files, nil
+}
+
+// within reports whether path (already resolved) is root or below it.
+func within(root, path string) bool {
+	rel, err := filepath.Rel(root, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 
 func checkKey(key string) string {
