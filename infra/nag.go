@@ -83,14 +83,25 @@ func suppress(s *Stacks) {
 	}), jsii.Bool(true))
 	for _, b := range []awss3.Bucket{s.Storage.Backups, s.Storage.Releases, s.Storage.Static} {
 		cdknag.NagSuppressions_AddResourceSuppressions(b, toNag([]suppression{
-			{id: "AwsSolutions-S1", reason: "server access logs would need a fourth bucket and storage; the buckets are private (block public access, TLS-only, VPC-endpoint and OAC policies) and written only by the box role and the deploy role"},
+			{id: "AwsSolutions-S1", reason: "server access logs would need a fourth bucket and storage; the buckets are private (block public access, TLS-only, VPC-endpoint and OAC policies) and written only by the box role and the GitHub duty roles"},
 		}), jsii.Bool(true))
 	}
-	cdknag.NagSuppressions_AddResourceSuppressions(s.GithubOidc.Role, toNag([]suppression{
-		{id: "AwsSolutions-IAM5", reason: "CDK deploys by assuming its bootstrap roles (cdk-hnb659fds-<kind>-<account>-<region>); release and site sync write arbitrary object keys in their own two buckets; command results are read by command id, which has no ARN",
-			appliesTo: res("arn:aws:iam::<AWS::AccountId>:role/cdk-hnb659fds-*-<AWS::AccountId>-*",
-				"arn:aws:s3:::"+s.buckets.Releases+"/*", "arn:aws:s3:::"+s.buckets.Static+"/*",
-				"arn:aws:ssm:"+region+":<AWS::AccountId>:*")},
+	// The duty roles: every wildcard is scoped to the duty's own bucket, distribution, tagged
+	// resources or region; see github_oidc.go for each statement's reason.
+	oidc := map[string]string{
+		DutyInfra:   "CDK deploys by assuming its bootstrap roles (cdk-hnb659fds-<kind>-<account>-<region>); only this role may",
+		DutyRelease: "releases write arbitrary version keys in the releases bucket only; command results are read by command id, which has no ARN; DescribeInstances has no resource type (region condition)",
+		DutySite:    "site sync writes arbitrary object keys in the static bucket only",
+		DutyAmi:     "image builds launch from any Amazon Linux image into the account's subnet; stop/terminate/image/deregister/delete and Run Command are limited to resources tagged " + AmiBuildTag + "=<env> (tag conditions); Describe* have no resource type (region condition); staged files live under " + AmiStagingPrefix,
+	}
+	for _, d := range Duties {
+		cdknag.NagSuppressions_AddResourceSuppressions(s.GithubOidc.Roles[d.Name], toNag([]suppression{{id: "AwsSolutions-IAM5", reason: oidc[d.Name]}}), jsii.Bool(true))
+	}
+	cdknag.NagSuppressions_AddResourceSuppressions(s.GithubOidc.AmiBuilder, toNag([]suppression{
+		{id: "AwsSolutions-IAM4", reason: "AmazonSSMManagedInstanceCore is the documented minimum for the SSM agent the AMI pipeline provisions through (no SSH)",
+			appliesTo: []string{"Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"}},
+		{id: "AwsSolutions-IAM5", reason: "the build instance reads and writes staged files under " + AmiStagingPrefix + " in the releases bucket only",
+			appliesTo: res("arn:aws:s3:::" + s.buckets.Releases + "/" + AmiStagingPrefix + "*")},
 	}), jsii.Bool(true))
 }
 

@@ -102,7 +102,7 @@ func TestDeployAcceptance(t *testing.T) {
 	}
 	for _, want := range []struct{ stack, key string }{
 		{"zmanim-" + env.Name + "-edge", "DistributionId"}, {"zmanim-" + env.Name + "-edge", "ApiEndpoint"},
-		{"zmanim-" + env.Name + "-compute", "InstanceId"}, {"zmanim-" + env.Name + "-github-oidc", "DeployRoleArn"},
+		{"zmanim-" + env.Name + "-compute", "InstanceId"}, {"zmanim-" + env.Name + "-github-oidc", "ReleaseRoleArn"}, {"zmanim-" + env.Name + "-github-oidc", "InfraRoleArn"},
 	} {
 		if outputs[want.stack][want.key] == "" {
 			t.Errorf("output %s.%s missing: %v", want.stack, want.key, outputs[want.stack])
