@@ -11,6 +11,9 @@
 //	                                  automatic rollback (internal/onbox.Agent, the same code the
 //	                                  twin runs)
 //	zops-box status|logs [--root /]   the supervisor's status and last log lines
+//	zops-box firstboot [--no-start]   zops-firstboot.service: data volume, PostgreSQL cluster,
+//	                                  /etc/zmanim/api.env from SSM, then zmanim.target
+//	                                  (internal/firstboot)
 //
 // It is cross-compiled for linux/arm64 by every release.
 package main
@@ -36,6 +39,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/shtetl/zmanim-ops/internal/box"
+	"github.com/shtetl/zmanim-ops/internal/boxspec"
+	"github.com/shtetl/zmanim-ops/internal/firstboot"
 	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
@@ -55,7 +60,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: zops-box run|reload|deploy VERSION|status|logs|--version")
+		return errors.New("usage: zops-box run|reload|deploy VERSION|status|logs|firstboot|--version")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -67,13 +72,21 @@ func run(args []string) error {
 		fmt.Printf("zops-box %s (commit %s, built %s)\n", version, commit, date)
 		return nil
 	case "run":
-		binary := fs.String("binary", "/opt/zmanim/current/zmanim-api", "API binary (through the current symlink)")
-		envFile := fs.String("env-file", "/etc/zmanim/api.env", "EnvironmentFile= of the API")
-		unit := fs.String("unit", "/etc/systemd/system/zmanim-api.service", "unit file holding Restart=, RestartSec=, TimeoutStartSec=, TimeoutStopSec=")
+		binary := fs.String("binary", boxspec.APIPath, "API binary (through the current symlink)")
+		envFile := fs.String("env-file", boxspec.APIEnvFile, "EnvironmentFile= of the API")
+		unit := fs.String("unit", boxspec.UnitsDir+"/"+boxspec.UnitAPI, "unit file holding Restart=, RestartSec=, TimeoutStartSec=, TimeoutStopSec=")
 		if err := fs.Parse(rest); err != nil {
 			return err
 		}
 		return runSupervisor(ctx, *root, *binary, *envFile, *unit)
+	case "firstboot":
+		// zops-firstboot.service: data volume, PostgreSQL cluster, API environment from SSM,
+		// then zmanim.target (internal/firstboot). --no-start prepares without starting.
+		noStart := fs.Bool("no-start", false, "do not start "+boxspec.UnitTarget+" at the end")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		return firstboot.Main(ctx, *root, !*noStart, os.Stdout)
 	case "reload", "status", "logs":
 		n := fs.Int("n", 100, "log lines")
 		if err := fs.Parse(rest); err != nil {
@@ -106,8 +119,8 @@ func run(args []string) error {
 		bucket := fs.String("bucket", "", "releases bucket")
 		region := fs.String("region", "", "AWS region (default: from the instance)")
 		binary := fs.String("binary", "zmanim-api", "installed binary name")
-		healthURL := fs.String("health-url", "http://127.0.0.1:8080/health", "health endpoint of the API on the box")
-		envFile := fs.String("env-file", "/etc/zmanim/api.env", "API environment (for the origin-verify header of the health check)")
+		healthURL := fs.String("health-url", fmt.Sprintf("http://127.0.0.1:%d/health", boxspec.APIPort), "health endpoint of the API on the box")
+		envFile := fs.String("env-file", boxspec.APIEnvFile, "API environment (for the origin-verify header of the health check)")
 		timeout := fs.Duration("health-timeout", 30*time.Second, "health gate")
 		keep := fs.Int("keep", 10, "installed releases to keep")
 		if err := fs.Parse(rest); err != nil {
@@ -118,7 +131,7 @@ func run(args []string) error {
 		}
 		return deploy(ctx, *root, *bucket, *region, *binary, *healthURL, *envFile, *timeout, *keep, fs.Arg(0))
 	default:
-		return fmt.Errorf("unknown command %q: run, reload, deploy, status, logs", cmd)
+		return fmt.Errorf("unknown command %q: run, reload, deploy, status, logs, firstboot", cmd)
 	}
 }
 
@@ -168,7 +181,15 @@ func runSupervisor(ctx context.Context, root, binary, envFile, unitPath string) 
 		return err
 	}
 	sdNotify("READY=1")
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case err := <-sup.Failed():
+		// Given up (start limit): exit non-zero so systemd shows the unit failed and applies
+		// its Restart= instead of keeping a supervisor that serves nothing.
+		sdNotify("STOPPING=1")
+		sup.Stop()
+		return fmt.Errorf("giving up: %w", err)
+	}
 	sdNotify("STOPPING=1")
 	sup.Stop()
 	return nil

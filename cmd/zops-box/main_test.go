@@ -111,3 +111,55 @@ func TestRunReloadStatus(t *testing.T) {
 		t.Fatalf("run without a socket: %v %s", err, o)
 	}
 }
+
+// When the supervisor gives up after its start limit, zops-box must exit non-zero: systemd then
+// shows zmanim-api.service failed (and restarts it) instead of an active unit serving nothing.
+func TestRunExitsWhenSupervisorGivesUp(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "zops-box")
+	fake := filepath.Join(dir, "fakeapi")
+	for out, pkg := range map[string]string{bin: ".", fake: "../../internal/box/testdata/fakeapi"} {
+		if o, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, o)
+		}
+	}
+	root := filepath.Join(dir, "root")
+	rel := filepath.Join(root, "opt", "zmanim", "releases", "v1")
+	for _, d := range []string{rel, filepath.Join(root, "etc", "zmanim"), filepath.Join(root, "run", "zmanim")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := os.ReadFile(fake)
+	os.WriteFile(filepath.Join(rel, "zmanim-api"), b, 0o755)
+	env := filepath.Join(root, "etc", "zmanim", "api.env")
+	os.WriteFile(env, []byte("FAKE_EXIT_AFTER=20ms\n"), 0o600)
+	unit := filepath.Join(dir, "zmanim-api.service")
+	os.WriteFile(unit, []byte("[Service]\nType=notify\nRestart=on-failure\nRestartSec=10ms\n"), 0o644)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lf, _ := ln.(*net.TCPListener).File()
+	run := exec.Command(bin, "run", "--root", root, "--binary", filepath.Join(rel, "zmanim-api"), "--env-file", env, "--unit", unit)
+	run.Env = []string{"LISTEN_FDS=1", "PATH=/usr/bin:/bin"}
+	run.ExtraFiles = []*os.File{lf}
+	var out strings.Builder
+	run.Stdout, run.Stderr = &out, &out
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lf.Close()
+	done := make(chan error, 1)
+	go func() { done <- run.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(out.String(), "giving up") {
+			t.Fatalf("zops-box run exited with %v after the start limit, want non-zero and 'giving up':\n%s", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		_ = run.Process.Kill()
+		t.Fatalf("zops-box run still running after its API failed past the start limit:\n%s", out.String())
+	}
+}

@@ -84,6 +84,8 @@ type Supervisor struct {
 	seq      int
 	logs     *ring
 	closed   bool
+	failed   chan error // receives once when the supervisor gives up (see Failed)
+	failOnce sync.Once
 }
 
 // ErrStartLimit means the process failed too often in a short time (StartLimitBurst).
@@ -111,7 +113,17 @@ func New(o Options) (*Supervisor, error) {
 	if err := os.MkdirAll(o.RunDir, 0o755); err != nil {
 		return nil, fmt.Errorf("box supervisor: %w", err)
 	}
-	return &Supervisor{opts: o, lnFile: f, log: o.Logger, state: StateStopped, logs: newRing(400)}, nil
+	return &Supervisor{opts: o, lnFile: f, log: o.Logger, state: StateStopped, logs: newRing(400), failed: make(chan error, 1)}, nil
+}
+
+// Failed delivers the reason once the supervisor has given up on the API: past the start limit,
+// or after a failure that Restart= does not restart. systemd would now mark the unit failed;
+// zops-box exits non-zero on it so that systemd sees exactly that (and applies the unit's own
+// Restart=). The twin's daemon keeps its supervisor, which a later reload can revive.
+func (s *Supervisor) Failed() <-chan error { return s.failed }
+
+func (s *Supervisor) fail(err error) {
+	s.failOnce.Do(func() { s.failed <- err })
 }
 
 // Start starts the first process and waits until it reports ready.
@@ -213,12 +225,16 @@ func (s *Supervisor) watch(c *child) {
 			s.state, s.lastErr = StateFailed, c.exitErr.Error()
 		}
 		s.mu.Unlock()
+		if failed {
+			s.fail(fmt.Errorf("zmanim-api failed (Restart=%s): %w", policy, c.exitErr))
+		}
 		return
 	}
 	s.mu.Unlock()
 	cause := c.exitErr
 	for {
 		if !s.allowRestart(cause) {
+			s.fail(fmt.Errorf("zmanim-api: %w: %v", ErrStartLimit, cause))
 			return
 		}
 		s.log.Warn("api exited; restarting", "pid", c.proc.PID, "err", fmt.Sprint(cause), "after", s.opts.Unit.RestartSec)

@@ -345,6 +345,15 @@ func TestStartLimit(t *testing.T) {
 	if st.Restarts != 5 {
 		t.Fatalf("restarts = %d, want 5 (StartLimitBurst) before giving up", st.Restarts)
 	}
+	// zops-box exits on this, so that systemd marks the unit failed.
+	select {
+	case err := <-b.sup.Failed():
+		if !errors.Is(err, ErrStartLimit) {
+			t.Fatalf("Failed() = %v, want %v", err, ErrStartLimit)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Failed() never delivered after the start limit")
+	}
 	// A reload (a release) still works on a failed unit once the binary is fixed.
 	b.writeEnv("")
 	if _, err := b.sup.Reload(context.Background()); err != nil {
