@@ -6,7 +6,7 @@ import (
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/shtetl/zmanim-ops/internal/edge"
+	"github.com/shtetl/zmanim-ops/internal/site"
 )
 
 // Edge works on the CloudFront distribution (the twin's edge on the local environment).
@@ -24,7 +24,6 @@ type Edge mg.Namespace
 //	ZOPS_ENV                environment (default local, the twin)
 //	ZOPS_DISTRIBUTION_ID    distribution id (default: found by alias; the twin's fixed id locally)
 //	ZOPS_INVALIDATE_WAIT    how long to wait for completion (default 15m; 0 returns at once)
-//	ZOPS_EDGE_CONTROL_URL   twin only: the edge's control endpoint (default twin.ports.control)
 func (Edge) Invalidate(ctx context.Context, paths string) error {
-	return edge.InvalidateTarget(ctx, paths, os.Stdout)
+	return site.InvalidateTarget(ctx, os.Stdout, paths)
 }

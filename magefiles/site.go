@@ -27,7 +27,7 @@ type Site mg.Namespace
 //	ZOPS_SITE_PATHS            invalidation path budget; more paths collapse into wildcards (default 15)
 //	ZOPS_SITE_WAIT             how long to wait for the invalidation to complete (default 10m)
 //	ZOPS_SITE_CONCURRENCY      parallel uploads (default 32)
-//	ZOPS_SITE_DISTRIBUTION_ID  CloudFront distribution (default: ZOPS_DISTRIBUTION_ID in prod, the twin edge's id locally)
+//	ZOPS_DISTRIBUTION_ID       CloudFront distribution (default: found by the domain's alias in AWS, the twin edge's id locally)
 func (Site) Sync(ctx context.Context, dir string) error {
 	return site.Run(ctx, dir, false)
 }

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"time"
 
+	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/loadtest"
 )
 
@@ -93,7 +94,7 @@ func runSpec(ctx context.Context, specPath, out string) error {
 	}
 	token := os.Getenv("ZOPS_LOADTEST_TOKEN")
 	if token == "" && spec.TokenParameter != "" {
-		if token, err = loadtest.TokenFromSSM(ctx, spec.TokenParameter); err != nil {
+		if token, err = awsx.SecretFromDefaultChain(ctx, spec.TokenParameter); err != nil {
 			return err
 		}
 	}

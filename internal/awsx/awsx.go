@@ -1,27 +1,29 @@
-// Package awsx builds every AWS client the toolkit uses from the configuration, pointed either
-// at real AWS (the default credential chain) or at the local twin's endpoints: S3 at versitygw
-// (path-style), SSM/SES/STS at kumo, CloudFront at the twin's edge. Callers never branch on
-// the environment: the same code runs against both.
+// Package awsx is the one home of the toolkit's AWS behaviour. It builds every AWS client from
+// the configuration, pointed either at real AWS (the default credential chain) or at the local
+// twin's endpoints (S3 at versitygw, path-style; SSM/SES/STS at kumo; CloudFront at the twin's
+// edge) with the twin's credentials, so callers never branch on the environment. It also holds
+// CloudFront invalidation and distribution lookup (cloudfront.go), SSM Run Command
+// send-and-wait (runcommand.go) and SSM secrets (below); awserr classifies AWS errors and
+// ec2x keeps the EC2 SDK out of the binaries that do not need it (zops-box, zops-backup).
+// It reads no environment variable: the targets' option readers pass what they read.
 package awsx
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/shtetl/zmanim-ops/internal/awsx/awserr"
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/twinstate"
 )
@@ -34,11 +36,13 @@ type Clients struct {
 	SSM        *ssm.Client
 	SES        *sesv2.Client
 	CloudFront *cloudfront.Client
-	EC2        *ec2.Client
 	STS        *sts.Client
-	// DistributionID is the CloudFront distribution (the twin's edge answers to any id).
-	DistributionID string
+	ep         *Endpoints // the twin's endpoints; nil in AWS
 }
+
+// Endpoints returns the twin endpoints the clients talk to, nil in AWS (for sub-packages
+// such as ec2x that build further clients).
+func (c *Clients) Endpoints() *Endpoints { return c.ep }
 
 // Endpoints of the twin, derived from the configuration.
 type Endpoints struct {
@@ -70,9 +74,7 @@ func New(ctx context.Context, env *config.Env) (*Clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("aws config for %s: %w", env.Name, err)
 	}
-	c := clients(env, cfg, nil)
-	c.DistributionID = os.Getenv("ZOPS_DISTRIBUTION_ID")
-	return c, nil
+	return clients(env, cfg, nil), nil
 }
 
 // NewTwin returns clients pointed at explicit twin endpoints with static credentials.
@@ -88,9 +90,7 @@ func NewTwin(ctx context.Context, env *config.Env, ep Endpoints, accessKey, secr
 	if err != nil {
 		return nil, fmt.Errorf("aws config for the twin: %w", err)
 	}
-	c := clients(env, cfg, &ep)
-	c.DistributionID = TwinDistributionID
-	return c, nil
+	return clients(env, cfg, &ep), nil
 }
 
 func clients(env *config.Env, cfg aws.Config, ep *Endpoints) *Clients {
@@ -119,11 +119,7 @@ func clients(env *config.Env, cfg aws.Config, ep *Endpoints) *Clients {
 			o.BaseEndpoint = aws.String(ep.AWS)
 		}
 	})
-	c.EC2 = ec2.NewFromConfig(cfg, func(o *ec2.Options) {
-		if ep != nil {
-			o.BaseEndpoint = aws.String(ep.AWS)
-		}
-	})
+	c.ep = ep
 	c.CloudFront = cloudfront.NewFromConfig(cfg, func(o *cloudfront.Options) {
 		if ep != nil {
 			o.BaseEndpoint = aws.String(ep.Edge)
@@ -135,19 +131,39 @@ func clients(env *config.Env, cfg aws.Config, ep *Endpoints) *Clients {
 // ErrParameterMissing means an SSM parameter does not exist.
 var ErrParameterMissing = errors.New("ssm parameter missing")
 
+// SSMParameterAPI is the part of the SSM API a secret read needs.
+type SSMParameterAPI interface {
+	// GetParameter reads one parameter; WithDecryption decrypts a SecureString.
+	GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+}
+
 // Secret reads a SecureString parameter under the environment's prefix, decrypted. The value
 // must never be printed; errors name the parameter, not the value.
 func (c *Clients) Secret(ctx context.Context, name string) (string, error) {
-	full := c.Env.SSM(name)
-	out, err := c.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(full), WithDecryption: aws.Bool(true)})
+	return ReadSecret(ctx, c.SSM, c.Env.SSM(name))
+}
+
+// ReadSecret reads the SecureString parameter full (its whole name), decrypted.
+func ReadSecret(ctx context.Context, api SSMParameterAPI, full string) (string, error) {
+	out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(full), WithDecryption: aws.Bool(true)})
 	if err != nil {
 		var nf *ssmtypes.ParameterNotFound
-		if errors.As(err, &nf) || strings.Contains(err.Error(), "ParameterNotFound") {
+		if errors.As(err, &nf) || awserr.SSMNotFound(err) {
 			return "", fmt.Errorf("%w: %s; create it with `aws ssm put-parameter --type SecureString --name %s` (the twin creates its own on twin:up)", ErrParameterMissing, full, full)
 		}
 		return "", fmt.Errorf("read ssm parameter %s: %w", full, err)
 	}
 	return aws.ToString(out.Parameter.Value), nil
+}
+
+// SecretFromDefaultChain reads a SecureString parameter with the default credential chain
+// (a regional load runner reading its bearer token with its instance role).
+func SecretFromDefaultChain(ctx context.Context, full string) (string, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return "", fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return ReadSecret(ctx, ssm.NewFromConfig(cfg), full)
 }
 
 // PutSecret writes a SecureString parameter under the environment's prefix.

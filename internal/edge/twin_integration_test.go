@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/testenv"
 )
@@ -143,13 +144,17 @@ func TestTwinRequestPath(t *testing.T) {
 	env := twinEnv(t)
 	ctx := context.Background()
 	c := &twinClient{t: t, edge: edgeURL, http: &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-	cf, distID, err := ClientFor(ctx, env)
+	clients, err := awsx.New(ctx, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := clients.Distribution(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	invalidate := func(paths ...string) {
 		t.Helper()
-		if _, err := Invalidate(ctx, cf, distID, paths, time.Minute); err != nil {
+		if _, err := cf.InvalidateAndWait(ctx, paths, time.Minute); err != nil {
 			t.Fatalf("invalidate %v: %v", paths, err)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/shtetl/zmanim-ops/internal/awsx"
 )
 
 // Production mode: one ephemeral arm64 instance per region runs zops-loadgen against the real
@@ -326,44 +327,16 @@ func (c *AWSClients) Terminate(ctx context.Context, region string, ids ...string
 	return nil
 }
 
-// Run implements Commander with SendCommand (AWS-RunShellScript) and GetCommandInvocation.
+// Run implements Commander with awsx.RunCommand; the whole output also goes to the results
+// bucket (ssm-output/ under the home prefix), since the inline output is cut at 24,000
+// characters.
 func (c *AWSClients) Run(ctx context.Context, region, id string, commands []string, timeout time.Duration) (string, error) {
-	cl := c.ssm(region)
-	secs := int(timeout.Seconds())
-	if secs < 30 {
-		secs = 30
+	rc := &awsx.RunCommand{SSM: c.ssm(region), Poll: c.Poll, OutputBucket: c.bucket, OutputPrefix: "loadtest/ssm-output/", S3: c.s3()}
+	inv, err := rc.Run(ctx, awsx.Command{InstanceID: id, Commands: commands, Comment: "zmanim-ops loadtest runner", Timeout: timeout, Delivery: 10 * time.Minute}, nil)
+	if err != nil && errors.Is(err, awsx.ErrCommandFailed) {
+		return inv.Stdout, fmt.Errorf("%w: command %s on %s: %s: %s", awsx.ErrCommandFailed, inv.CommandID, id, inv.Status, strings.TrimSpace(inv.Stderr))
 	}
-	out, err := cl.SendCommand(ctx, &ssm.SendCommandInput{
-		DocumentName:   aws.String("AWS-RunShellScript"),
-		InstanceIds:    []string{id},
-		Parameters:     map[string][]string{"commands": commands, "executionTimeout": {fmt.Sprint(secs)}},
-		TimeoutSeconds: aws.Int32(600),
-		Comment:        aws.String("zmanim-ops loadtest runner"),
-	})
-	if err != nil {
-		return "", fmt.Errorf("send command: %w", err)
-	}
-	cmdID := aws.ToString(out.Command.CommandId)
-	for {
-		if err := sleepCtx(ctx, c.Poll); err != nil {
-			return "", err
-		}
-		inv, err := cl.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(cmdID), InstanceId: aws.String(id)})
-		if err != nil {
-			if strings.Contains(err.Error(), "InvocationDoesNotExist") {
-				continue // not registered yet
-			}
-			return "", fmt.Errorf("get command invocation: %w", err)
-		}
-		switch inv.Status {
-		case ssmtypes.CommandInvocationStatusSuccess:
-			return aws.ToString(inv.StandardOutputContent), nil
-		case ssmtypes.CommandInvocationStatusPending, ssmtypes.CommandInvocationStatusInProgress, ssmtypes.CommandInvocationStatusDelayed:
-			continue
-		default:
-			return aws.ToString(inv.StandardOutputContent), fmt.Errorf("command %s on %s: %s: %s", cmdID, id, inv.Status, strings.TrimSpace(aws.ToString(inv.StandardErrorContent)))
-		}
-	}
+	return inv.Stdout, err
 }
 
 // Put implements Store.
@@ -387,19 +360,6 @@ func (c *AWSClients) Get(ctx context.Context, key string) ([]byte, error) {
 
 // URI implements Store.
 func (c *AWSClients) URI(key string) string { return "s3://" + c.bucket + "/" + key }
-
-// TokenFromSSM reads a SecureString parameter (the runner's bearer token).
-func TokenFromSSM(ctx context.Context, name string) (string, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return "", fmt.Errorf("load AWS configuration: %w", err)
-	}
-	out, err := ssm.NewFromConfig(cfg).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
-	if err != nil {
-		return "", fmt.Errorf("read token parameter %s: %w", name, err)
-	}
-	return aws.ToString(out.Parameter.Value), nil
-}
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

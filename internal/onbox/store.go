@@ -8,15 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
+	"github.com/shtetl/zmanim-ops/internal/awsx/awserr"
 )
 
 // Errors of a Store.
@@ -65,7 +63,7 @@ func (s *S3Store) Bucket() string { return s.Name }
 func (s *S3Store) Check(ctx context.Context) error {
 	_, err := s.Client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.Name)})
 	if err != nil {
-		if status(err) == http.StatusNotFound || code(err) == "NoSuchBucket" || code(err) == "NotFound" {
+		if k := awserr.S3(err); k == awserr.S3NoBucket || k == awserr.S3NotFound {
 			return fmt.Errorf("%w: s3://%s; create it (twin: `go tool mage twin:up`; AWS: the storage stack, `go tool mage infra:deploy`) or set ZOPS_BUCKET_RELEASES", ErrNoBucket, s.Name)
 		}
 		return fmt.Errorf("check bucket s3://%s: %w", s.Name, err)
@@ -84,10 +82,10 @@ func (s *S3Store) Put(ctx context.Context, key string, body []byte, c Cond) (str
 	}
 	out, err := s.Client.PutObject(ctx, in)
 	if err != nil {
-		if status(err) == http.StatusPreconditionFailed || code(err) == "PreconditionFailed" || code(err) == "ConditionalRequestConflict" {
+		if awserr.S3(err) == awserr.S3Precondition {
 			return "", fmt.Errorf("put s3://%s/%s: %w", s.Name, key, ErrPrecondition)
 		}
-		if code(err) == "NoSuchBucket" {
+		if awserr.S3(err) == awserr.S3NoBucket {
 			return "", fmt.Errorf("put s3://%s/%s: %w", s.Name, key, ErrNoBucket)
 		}
 		return "", fmt.Errorf("put s3://%s/%s: %w", s.Name, key, err)
@@ -99,7 +97,7 @@ func (s *S3Store) Put(ctx context.Context, key string, body []byte, c Cond) (str
 func (s *S3Store) Get(ctx context.Context, key string) ([]byte, string, error) {
 	out, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Name), Key: aws.String(key)})
 	if err != nil {
-		if status(err) == http.StatusNotFound || code(err) == "NoSuchKey" {
+		if k := awserr.S3(err); k == awserr.S3NotFound || k == awserr.S3NoBucket {
 			return nil, "", fmt.Errorf("get s3://%s/%s: %w", s.Name, key, ErrNotFound)
 		}
 		return nil, "", fmt.Errorf("get s3://%s/%s: %w", s.Name, key, err)
@@ -119,7 +117,7 @@ func (s *S3Store) List(ctx context.Context, prefix string) ([]string, error) {
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			if code(err) == "NoSuchBucket" {
+			if awserr.S3(err) == awserr.S3NoBucket {
 				return nil, fmt.Errorf("list s3://%s/%s: %w", s.Name, prefix, ErrNoBucket)
 			}
 			return nil, fmt.Errorf("list s3://%s/%s: %w", s.Name, prefix, err)
@@ -140,31 +138,15 @@ func (s *S3Store) Delete(ctx context.Context, key string, c Cond) error {
 	}
 	_, err := s.Client.DeleteObject(ctx, in)
 	if err != nil {
-		if status(err) == http.StatusPreconditionFailed {
+		if awserr.S3(err) == awserr.S3Precondition {
 			return fmt.Errorf("delete s3://%s/%s: %w", s.Name, key, ErrPrecondition)
 		}
-		if status(err) == http.StatusNotFound {
+		if k := awserr.S3(err); k == awserr.S3NotFound || k == awserr.S3NoBucket {
 			return nil
 		}
 		return fmt.Errorf("delete s3://%s/%s: %w", s.Name, key, err)
 	}
 	return nil
-}
-
-func status(err error) int {
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		return re.HTTPStatusCode()
-	}
-	return 0
-}
-
-func code(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
 }
 
 // MemStore is an in-memory Store with the same conditional semantics, for tests.

@@ -8,11 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/shtetl/zmanim-ops/internal/awsx"
+	"github.com/shtetl/zmanim-ops/internal/awsx/ec2x"
 	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
@@ -63,17 +60,6 @@ func (l *LocalDeployer) Deploy(ctx context.Context, version string) (onbox.Outco
 	return o, err
 }
 
-// SSMAPI is the part of the SSM client the prod deployer uses.
-type SSMAPI interface {
-	SendCommand(ctx context.Context, in *ssm.SendCommandInput, optFns ...func(*ssm.Options)) (*ssm.SendCommandOutput, error)
-	GetCommandInvocation(ctx context.Context, in *ssm.GetCommandInvocationInput, optFns ...func(*ssm.Options)) (*ssm.GetCommandInvocationOutput, error)
-}
-
-// EC2API finds the box by tag when no instance id is configured.
-type EC2API interface {
-	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
-}
-
 // ZopsBox is where the agent is installed on the box (deploy/systemd).
 const ZopsBox = "/opt/zmanim/bin/zops-box"
 
@@ -81,8 +67,8 @@ const ZopsBox = "/opt/zmanim/bin/zops-box"
 // (document AWS-RunShellScript) and waits for it, printing the command's output. The
 // agent on the box does exactly what the twin does in-process.
 type SSMDeployer struct {
-	SSM        SSMAPI
-	EC2        EC2API
+	SSM        awsx.SSMCommandAPI
+	EC2        ec2x.DescribeAPI
 	InstanceID string // config instance.instance_id; else found by the tag Name=<NameTag>
 	NameTag    string
 	Bucket     string
@@ -130,23 +116,11 @@ func (s *SSMDeployer) instance(ctx context.Context) (string, error) {
 	if s.EC2 == nil {
 		return "", errors.New("no instance id: set instance.instance_id in zmanim-ops.yaml or ZOPS_INSTANCE_ID")
 	}
-	out, err := s.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
-		{Name: aws.String("tag:Name"), Values: []string{s.NameTag}},
-		{Name: aws.String("instance-state-name"), Values: []string{"running"}},
-	}})
+	id, err := ec2x.RunningByName(ctx, s.EC2, s.NameTag)
 	if err != nil {
-		return "", fmt.Errorf("find the box by tag Name=%s: %w", s.NameTag, err)
+		return "", fmt.Errorf("find the box: %w; set ZOPS_INSTANCE_ID", err)
 	}
-	var ids []string
-	for _, r := range out.Reservations {
-		for _, i := range r.Instances {
-			ids = append(ids, aws.ToString(i.InstanceId))
-		}
-	}
-	if len(ids) != 1 {
-		return "", fmt.Errorf("find the box: %d running instances tagged Name=%s (%s); set ZOPS_INSTANCE_ID", len(ids), s.NameTag, strings.Join(ids, ", "))
-	}
-	return ids[0], nil
+	return id, nil
 }
 
 // Deploy sends the command and waits for its result.
@@ -160,61 +134,25 @@ func (s *SSMDeployer) Deploy(ctx context.Context, version string) (onbox.Outcome
 	if timeout <= 0 {
 		timeout = 5 * time.Minute
 	}
-	sent, err := s.SSM.SendCommand(ctx, &ssm.SendCommandInput{
-		DocumentName:   aws.String("AWS-RunShellScript"),
-		InstanceIds:    []string{id},
-		Comment:        aws.String(trunc(s.Comment, 100)),
-		TimeoutSeconds: aws.Int32(int32(timeout / time.Second)),
-		Parameters: map[string][]string{
-			"commands":         {s.Command(version)},
-			"executionTimeout": {fmt.Sprint(int(timeout / time.Second))},
-		},
-	})
-	if err != nil {
-		return o, fmt.Errorf("ssm send-command to %s: %w", id, err)
+	rc := &awsx.RunCommand{SSM: s.SSM, Poll: s.Poll}
+	cmd := s.Command(version)
+	inv, err := rc.Run(ctx, awsx.Command{InstanceID: id, Commands: []string{cmd}, Comment: s.Comment, Timeout: timeout},
+		func(cmdID string) { fmt.Fprintf(s.out(), "  ssm command %s on %s: %s\n", cmdID, id, cmd) })
+	if inv.Stdout != "" {
+		fmt.Fprintln(s.out(), indent(inv.Stdout))
 	}
-	cmdID := aws.ToString(sent.Command.CommandId)
-	fmt.Fprintf(s.out(), "  ssm command %s on %s: %s\n", cmdID, id, s.Command(version))
-	poll := s.Poll
-	if poll <= 0 {
-		poll = 2 * time.Second
+	if err == nil {
+		return o, nil
 	}
-	deadline := time.Now().Add(timeout + time.Minute)
-	for {
-		select {
-		case <-ctx.Done():
-			return o, ctx.Err()
-		case <-time.After(poll):
-		}
-		inv, err := s.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(cmdID), InstanceId: aws.String(id)})
-		if err != nil {
-			// Right after SendCommand the invocation may not exist yet.
-			if strings.Contains(err.Error(), "InvocationDoesNotExist") && time.Now().Before(deadline) {
-				continue
-			}
-			return o, fmt.Errorf("ssm get-command-invocation %s: %w", cmdID, err)
-		}
-		switch inv.Status {
-		case ssmtypes.CommandInvocationStatusPending, ssmtypes.CommandInvocationStatusInProgress, ssmtypes.CommandInvocationStatusDelayed:
-			if time.Now().After(deadline) {
-				return o, fmt.Errorf("%w: ssm command %s still %s after %s", ErrRemote, cmdID, inv.Status, timeout)
-			}
-			continue
-		}
-		stdout, stderr := aws.ToString(inv.StandardOutputContent), aws.ToString(inv.StandardErrorContent)
-		if stdout != "" {
-			fmt.Fprintln(s.out(), indent(stdout))
-		}
-		if inv.Status == ssmtypes.CommandInvocationStatusSuccess {
-			return o, nil
-		}
-		o.Logs = stderr
-		if strings.Contains(stdout+stderr, "rolled back") {
-			o.RolledBack = true
-			return o, fmt.Errorf("%w: on %s (exit %d):\n%s", onbox.ErrHealthGate, id, inv.ResponseCode, indent(stderr))
-		}
-		return o, fmt.Errorf("%w: ssm command %s on %s: %s (exit %d):\n%s", ErrRemote, cmdID, id, inv.Status, inv.ResponseCode, indent(stderr))
+	if !errors.Is(err, awsx.ErrCommandFailed) || inv.Status == "" {
+		return o, err
 	}
+	o.Logs = inv.Stderr
+	if strings.Contains(inv.Stdout+inv.Stderr, "rolled back") {
+		o.RolledBack = true
+		return o, fmt.Errorf("%w: on %s (exit %d):\n%s", onbox.ErrHealthGate, id, inv.ResponseCode, indent(inv.Stderr))
+	}
+	return o, fmt.Errorf("%w: ssm command %s on %s: %s (exit %d):\n%s", ErrRemote, inv.CommandID, id, inv.Status, inv.ResponseCode, indent(inv.Stderr))
 }
 
 func (s *SSMDeployer) out() io.Writer {
@@ -230,11 +168,4 @@ func indent(s string) string {
 		lines[i] = "    " + l
 	}
 	return strings.Join(lines, "\n")
-}
-
-func trunc(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/awsx"
+	"github.com/shtetl/zmanim-ops/internal/awsx/ec2x"
 	"github.com/shtetl/zmanim-ops/internal/box"
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/onbox"
@@ -163,7 +164,7 @@ func wire(ctx context.Context, o Options) (*wiring, error) {
 		return w, nil
 	}
 	w.deployer = &SSMDeployer{
-		SSM: c.SSM, EC2: c.EC2, InstanceID: o.Env.Instance.InstanceID, NameTag: "zmanim-" + o.Env.Name + "-box",
+		SSM: c.SSM, EC2: ec2x.New(c), InstanceID: o.Env.Instance.InstanceID, NameTag: "zmanim-" + o.Env.Name + "-box",
 		Bucket: o.Env.Buckets.Releases, Region: o.Env.Region, Health: o.Env.Release.HealthTimeout.D(), Keep: o.Env.Release.Keep,
 		Timeout: o.Env.Release.HealthTimeout.D()*2 + 2*time.Minute,
 		Comment: "zops release by " + o.Who, Out: o.Out,

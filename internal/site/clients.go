@@ -89,7 +89,10 @@ func ReadEnv() (EnvOptions, error) {
 			o.MaxDeleteShare = f
 		}
 	}
-	o.Distribution = os.Getenv("ZOPS_SITE_DISTRIBUTION_ID")
+	o.Distribution = os.Getenv(awsx.EnvDistributionID)
+	if v := os.Getenv("ZOPS_SITE_DISTRIBUTION_ID"); v != "" {
+		problems = append(problems, fmt.Sprintf("ZOPS_SITE_DISTRIBUTION_ID=%q is no longer read: set %s (one variable for the distribution, shared with edge:invalidate)", v, awsx.EnvDistributionID))
+	}
 	o.Bucket = os.Getenv("ZOPS_SITE_BUCKET")
 	if len(problems) > 0 {
 		return o, fmt.Errorf("site options:\n  - %s", strings.Join(problems, "\n  - "))
@@ -106,7 +109,7 @@ type Target struct {
 
 // TargetFor builds the store and invalidator of an environment from awsx: on the twin its S3
 // server and its edge's CloudFront API, in AWS the default credential chain and real
-// CloudFront. ZOPS_SITE_DISTRIBUTION_ID overrides the distribution awsx knows.
+// CloudFront (the distribution eo.Distribution, else the one whose alias is the domain).
 func TargetFor(ctx context.Context, env *config.Env, eo EnvOptions) (*Target, error) {
 	bucket := env.Buckets.Static
 	if eo.Bucket != "" {
@@ -120,22 +123,9 @@ func TargetFor(ctx context.Context, env *config.Env, eo EnvOptions) (*Target, er
 	if err != nil {
 		return nil, fmt.Errorf("aws clients for %s: %w", env.Name, err)
 	}
-	dist := firstNonEmpty(eo.Distribution, c.DistributionID)
-	if dist == "" {
-		return nil, fmt.Errorf("no CloudFront distribution for %s: set ZOPS_SITE_DISTRIBUTION_ID (or ZOPS_DISTRIBUTION_ID) to the distribution in front of s3://%s, the CDN stack's DistributionId output", env.Name, bucket)
-	}
-	cf := &CloudFront{Client: c.CloudFront, Distribution: dist}
-	if env.IsTwin() {
-		cf.Poll = 100 * time.Millisecond
+	cf, err := c.Distribution(ctx, eo.Distribution)
+	if err != nil {
+		return nil, fmt.Errorf("the distribution in front of s3://%s: %w", bucket, err)
 	}
 	return &Target{Store: NewS3Store(c.S3, bucket, conc, nil), Invalidator: cf, Bucket: bucket}, nil
-}
-
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 
+	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/edge"
 	"github.com/shtetl/zmanim-ops/internal/site/nextgen"
@@ -22,7 +23,7 @@ import (
 // front of bucket, with the default distribution description (directory-index function,
 // default root object, static cache policy), and returns its viewer URL and an Invalidator
 // talking to its CloudFront API.
-func startEdge(t *testing.T, ep Endpoint, bucket string) (string, *CloudFront) {
+func startEdge(t *testing.T, ep Endpoint, bucket string) (string, *awsx.CloudFront) {
 	t.Helper()
 	e, err := edge.New(edge.Options{
 		Config: config.DefaultEdge(),
@@ -44,7 +45,7 @@ func startEdge(t *testing.T, ep Endpoint, bucket string) (string, *CloudFront) {
 		BaseEndpoint: aws.String(control.URL),
 		Credentials:  credentials.NewStaticCredentialsProvider("twin", "twin", ""),
 	})
-	return viewer.URL, &CloudFront{Client: cf, Distribution: e.DistributionID(), Poll: 50 * time.Millisecond}
+	return viewer.URL, &awsx.CloudFront{Client: cf, Distribution: e.DistributionID(), Poll: 50 * time.Millisecond}
 }
 
 func fetch(t *testing.T, url string) (*http.Response, string) {
@@ -127,5 +128,20 @@ func TestThroughEdge(t *testing.T) {
 		if r.Header.Get("Content-Type") != tc.ct || r.Header.Get("Cache-Control") != tc.cc {
 			t.Errorf("%s: Content-Type %q Cache-Control %q, want %q %q", tc.path, r.Header.Get("Content-Type"), r.Header.Get("Cache-Control"), tc.ct, tc.cc)
 		}
+	}
+}
+
+// TestInvalidatePaths runs edge:invalidate's code against the edge's CloudFront API, the way
+// `go tool mage edge:invalidate` reaches the twin.
+func TestInvalidatePaths(t *testing.T) {
+	_, cf := startEdge(t, Endpoint{URL: "http://127.0.0.1:9", Region: "us-east-1"}, "unused")
+	var out strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := InvalidatePaths(ctx, &out, cf, []string{"/index.html", "/docs/*"}, time.Minute, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "invalidating 2 path(s) on ") || !strings.Contains(out.String(), ": Completed in ") {
+		t.Fatalf("output %q", out.String())
 	}
 }

@@ -14,15 +14,15 @@ func TestReadEnv(t *testing.T) {
 		problem []string
 	}{
 		{"defaults", nil, EnvOptions{}, nil},
-		{"all set", map[string]string{"ZOPS_SITE_GRACE": "48h", "ZOPS_SITE_MAX_DELETE": "25%", "ZOPS_SITE_PATHS": "30", "ZOPS_SITE_WAIT": "90s", "ZOPS_SITE_CONCURRENCY": "64", "ZOPS_SITE_DISTRIBUTION_ID": "E123", "ZOPS_SITE_BUCKET": "b"},
+		{"all set", map[string]string{"ZOPS_SITE_GRACE": "48h", "ZOPS_SITE_MAX_DELETE": "25%", "ZOPS_SITE_PATHS": "30", "ZOPS_SITE_WAIT": "90s", "ZOPS_SITE_CONCURRENCY": "64", "ZOPS_DISTRIBUTION_ID": "E123", "ZOPS_SITE_BUCKET": "b"},
 			EnvOptions{Grace: 48 * time.Hour, MaxDeleteShare: 0.25, PathBudget: 30, Wait: 90 * time.Second, Concurrency: 64, Distribution: "E123", Bucket: "b"}, nil},
 		{"grace 0 deletes at once", map[string]string{"ZOPS_SITE_GRACE": "0s"}, EnvOptions{Grace: -1}, nil},
-		{"every problem listed", map[string]string{"ZOPS_SITE_GRACE": "soon", "ZOPS_SITE_MAX_DELETE": "2", "ZOPS_SITE_PATHS": "-1", "ZOPS_SITE_CONCURRENCY": "many"}, EnvOptions{},
-			[]string{"ZOPS_SITE_GRACE", "ZOPS_SITE_MAX_DELETE", "ZOPS_SITE_PATHS", "ZOPS_SITE_CONCURRENCY"}},
+		{"every problem listed", map[string]string{"ZOPS_SITE_GRACE": "soon", "ZOPS_SITE_MAX_DELETE": "2", "ZOPS_SITE_PATHS": "-1", "ZOPS_SITE_CONCURRENCY": "many", "ZOPS_SITE_DISTRIBUTION_ID": "E1"}, EnvOptions{},
+			[]string{"ZOPS_SITE_GRACE", "ZOPS_SITE_MAX_DELETE", "ZOPS_SITE_PATHS", "ZOPS_SITE_CONCURRENCY", "ZOPS_SITE_DISTRIBUTION_ID=\"E1\" is no longer read: set ZOPS_DISTRIBUTION_ID"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, k := range []string{"ZOPS_SITE_GRACE", "ZOPS_SITE_MAX_DELETE", "ZOPS_SITE_PATHS", "ZOPS_SITE_WAIT", "ZOPS_SITE_CONCURRENCY", "ZOPS_SITE_DISTRIBUTION_ID", "ZOPS_SITE_BUCKET"} {
+			for _, k := range []string{"ZOPS_SITE_GRACE", "ZOPS_SITE_MAX_DELETE", "ZOPS_SITE_PATHS", "ZOPS_SITE_WAIT", "ZOPS_SITE_CONCURRENCY", "ZOPS_SITE_DISTRIBUTION_ID", "ZOPS_DISTRIBUTION_ID", "ZOPS_SITE_BUCKET"} {
 				t.Setenv(k, tc.env[k])
 			}
 			got, err := ReadEnv()

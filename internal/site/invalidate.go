@@ -1,16 +1,11 @@
 package site
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
-	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
+	"github.com/shtetl/zmanim-ops/internal/awsx"
 )
 
 // CachePaths returns the edge cache keys holding each key. The edge's directory-index
@@ -109,61 +104,6 @@ func encodePath(p string) string {
 	return b.String()
 }
 
-// CloudFront invalidates through the CloudFront API (the twin's edge implements the same
-// CreateInvalidation/GetInvalidation calls).
-type CloudFront struct {
-	Client       *cloudfront.Client
-	Distribution string
-	// Poll is the first delay between status checks (default 500ms, doubling up to 5s).
-	Poll time.Duration
-}
-
-var _ Invalidator = (*CloudFront)(nil)
-
-// Invalidate implements Invalidator.
-func (c *CloudFront) Invalidate(ctx context.Context, paths []string, reference string) (string, error) {
-	out, err := c.Client.CreateInvalidation(ctx, &cloudfront.CreateInvalidationInput{
-		DistributionId: aws.String(c.Distribution),
-		InvalidationBatch: &cftypes.InvalidationBatch{
-			CallerReference: aws.String(reference),
-			Paths:           &cftypes.Paths{Quantity: aws.Int32(int32(len(paths))), Items: paths},
-		},
-	})
-	if err != nil {
-		return "", fmt.Errorf("create invalidation on distribution %s: %w", c.Distribution, err)
-	}
-	if out.Invalidation == nil {
-		return "", fmt.Errorf("create invalidation on distribution %s: empty response", c.Distribution)
-	}
-	return aws.ToString(out.Invalidation.Id), nil
-}
-
-// ErrInvalidationTimeout is returned when an invalidation does not complete in time.
-var ErrInvalidationTimeout = errors.New("invalidation did not complete in time")
-
-// Wait implements Invalidator.
-func (c *CloudFront) Wait(ctx context.Context, id string, timeout time.Duration) error {
-	delay := c.Poll
-	if delay <= 0 {
-		delay = 500 * time.Millisecond
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		out, err := c.Client.GetInvalidation(ctx, &cloudfront.GetInvalidationInput{DistributionId: aws.String(c.Distribution), Id: aws.String(id)})
-		if err != nil {
-			return fmt.Errorf("get invalidation %s: %w", id, err)
-		}
-		if out.Invalidation != nil && aws.ToString(out.Invalidation.Status) == "Completed" {
-			return nil
-		}
-		if time.Now().Add(delay).After(deadline) {
-			return fmt.Errorf("%w: %s still in progress after %s; the new pages are uploaded, the edge may serve old ones until it completes (raise ZOPS_SITE_WAIT to wait longer)", ErrInvalidationTimeout, id, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 5*time.Second)
-	}
-}
+// The CDN side of a sync is awsx.CloudFront: the one definition of CreateInvalidation and of
+// waiting for it.
+var _ Invalidator = (*awsx.CloudFront)(nil)

@@ -17,8 +17,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+	"github.com/shtetl/zmanim-ops/internal/awsx/awserr"
 )
 
 // Errors from the bucket that need the user's action.
@@ -220,26 +220,19 @@ func (s *S3Store) Delete(ctx context.Context, keys []string) error {
 
 func (s *S3Store) wrap(op, key string, err error) error {
 	where := "s3://" + s.bucket + "/" + key
-	var api smithy.APIError
-	if errors.As(err, &api) {
-		switch api.ErrorCode() {
-		case "NoSuchBucket":
-			return fmt.Errorf("%s %s: %w: create it (infra:deploy in production; the twin creates its buckets on start) or set the right bucket name", op, where, ErrNoBucket)
-		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden":
-			return fmt.Errorf("%s %s: %w (%s): check the credentials and that their policy allows s3:%s on the bucket", op, where, ErrAccessDenied, api.ErrorCode(), s3Action(op))
-		case "NoSuchKey", "NotFound":
-			return fmt.Errorf("%s %s: %w", op, where, ErrNotFound)
+	switch awserr.S3(err) {
+	case awserr.S3NoBucket:
+		return fmt.Errorf("%s %s: %w: create it (infra:deploy in production; the twin creates its buckets on start) or set the right bucket name", op, where, ErrNoBucket)
+	case awserr.S3AccessDenied:
+		detail := ""
+		if c := awserr.Code(err); c != "" {
+			detail = " (" + c + ")"
 		}
-	}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		switch re.HTTPStatusCode() {
-		case http.StatusNotFound:
-			if op == "get" || op == "head" {
-				return fmt.Errorf("%s %s: %w", op, where, ErrNotFound)
-			}
-		case http.StatusForbidden:
-			return fmt.Errorf("%s %s: %w: check the credentials and that their policy allows s3:%s on the bucket", op, where, ErrAccessDenied, s3Action(op))
+		return fmt.Errorf("%s %s: %w%s: check the credentials and that their policy allows s3:%s on the bucket", op, where, ErrAccessDenied, detail, s3Action(op))
+	case awserr.S3NotFound:
+		// A bare 404 (no error code) only means a missing key for reads.
+		if awserr.Code(err) != "" || op == "get" || op == "head" {
+			return fmt.Errorf("%s %s: %w", op, where, ErrNotFound)
 		}
 	}
 	return fmt.Errorf("%s %s: %w", op, where, err)

@@ -27,6 +27,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/awsx"
 )
 
 // Defaults of the options.
@@ -225,6 +227,9 @@ func Sync(ctx context.Context, o Options) (*Summary, *Plan, error) {
 			sum.Invalidation, sum.InvalidationID = plan.Invalidation, id
 			fmt.Fprintf(o.Out, "site: invalidation %s: %d paths, waiting up to %s\n", id, len(plan.Invalidation), o.Wait)
 			if err := o.Invalidator.Wait(ctx, id, o.Wait); err != nil {
+				if errors.Is(err, awsx.ErrInvalidationTimeout) {
+					err = fmt.Errorf("%w; the new pages are uploaded (raise ZOPS_SITE_WAIT to wait longer)", err)
+				}
 				return sum, plan, err
 			}
 		}
