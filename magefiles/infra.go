@@ -49,6 +49,23 @@ func (Infra) Cost(ctx context.Context) error {
 	return infra.CostTarget(ctx, os.Stdout)
 }
 
+// Prices records a new dated price table from the AWS Price List Query API (needs AWS credentials; refuses without).
+//
+// Calls pricing:GetProducts (us-east-1 endpoint) for every on-demand value of the newest
+// infra/prices/<region>-*.json (instances, EBS, snapshots, public IPv4, S3, API Gateway,
+// CloudWatch, CloudFront Europe, Route 53) and writes infra/prices/<region>-<today>.json, each
+// refreshed value with its service, filters, SKU and offer version as its source. Values the
+// price list does not serve unambiguously (free tiers, Savings Plans, Route 53 features) keep
+// their recorded source and are listed as kept. Without credentials nothing is written.
+//
+// Options (environment):
+//
+//	ZOPS_ENV      environment whose region is priced (default prod)
+//	ZOPS_PRICES   the table to refresh (default the newest for the region)
+func (Infra) Prices(ctx context.Context) error {
+	return infra.PricesTarget(ctx, os.Stdout)
+}
+
 // Check runs cdk-nag AwsSolutions (zero unsuppressed errors; every suppression has a reason), the budget and the infra tests.
 //
 // Options (environment): as for infra:synth, and

@@ -42,9 +42,15 @@ func SynthTarget(ctx context.Context, w io.Writer) error {
 	return TargetOptionsFromEnv().app(w).Synth(ctx, SynthOptions{})
 }
 
-// CostTarget is infra:cost: the breakdown, last line `cost: monthly_usd=X budget_usd=Y`.
+// CostTarget is infra:cost: every line, the variants and the gate's verdict (cost.Estimate.Write).
 func CostTarget(ctx context.Context, w io.Writer) error {
 	return TargetOptionsFromEnv().app(w).Synth(ctx, SynthOptions{Cost: true})
+}
+
+// PricesTarget is infra:prices: a new dated price table from the AWS Price List Query API.
+func PricesTarget(ctx context.Context, w io.Writer) error {
+	_, err := RefreshPrices(ctx, w, PricesOptions{Env: os.Getenv("ZOPS_ENV"), Base: os.Getenv("ZOPS_PRICES")})
+	return err
 }
 
 // CheckTarget is infra:check: cdk-nag AwsSolutions with zero unsuppressed errors, the budget,

@@ -210,3 +210,28 @@ func (l *lookup) err() error {
 	}
 	return fmt.Errorf("%w: %s has no price for:\n  - %s\n  add each with its unit, source and read date (or run `go tool mage infra:prices`)", ErrPrices, l.p.File, strings.Join(lines, "\n  - "))
 }
+
+// WritePrices writes p as <dir>/<region>-<recorded>.json and refuses to overwrite a table
+// (a refresh records a new dated file; a second one the same day needs the first removed).
+func WritePrices(dir string, p *Prices) (string, error) {
+	if err := p.Check(); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, p.Region+"-"+p.Recorded+".json")
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		if os.IsExist(err) {
+			return "", fmt.Errorf("write prices: %s already exists; remove it to record today's prices again", path)
+		}
+		return "", fmt.Errorf("write prices: %w", err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return "", fmt.Errorf("write prices %s: %w", path, err)
+	}
+	return path, f.Close()
+}
