@@ -1,4 +1,4 @@
-// Package tools builds the Go programs the toolkit runs (versitygw, kumo, restic) from the
+// Package tools builds the Go programs the toolkit runs (versitygw, kumo, restic, packer) from the
 // pinned modules under tools/<name>, once per version, into a cache directory outside the
 // repository, and hands back their paths. A second call is a stat.
 package tools
@@ -28,6 +28,9 @@ var Known = map[string]Tool{
 	"restic":    {Name: "restic", Module: "github.com/restic/restic", Package: "github.com/restic/restic/cmd/restic"},
 	"versitygw": {Name: "versitygw", Module: "github.com/versity/versitygw", Package: "github.com/versity/versitygw/cmd/versitygw"},
 	"kumo":      {Name: "kumo", Module: "github.com/sivchari/kumo", Package: "github.com/sivchari/kumo/cmd/kumo"},
+	// Packer core stays on the 1.9 line: the last MPL releases (1.10 and later are BSL).
+	// Its cold build takes ~11 minutes on two cores.
+	"packer": {Name: "packer", Module: "github.com/hashicorp/packer", Package: "github.com/hashicorp/packer"},
 }
 
 // CacheDir is where built tools live: $ZOPS_CACHE_DIR, else the user cache dir.
@@ -67,7 +70,7 @@ func Version(name string) (string, error) {
 }
 
 // Ensure returns the path of the pinned build of a tool, building it first if needed.
-// Building takes one to three minutes the first time on a cold machine and is logged.
+// Building takes one to three minutes the first time on a cold machine (packer: ~11) and is logged.
 func Ensure(ctx context.Context, name string) (string, error) {
 	mu.Lock()
 	defer mu.Unlock()
