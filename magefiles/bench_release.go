@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
-
-	"github.com/magefile/mage/mg"
+	"os"
 
 	"github.com/shtetl/zmanim-ops/internal/release"
 )
@@ -23,15 +21,5 @@ import (
 // Options: ZOPS_ALLOW_DIRTY=1 (release uncommitted changes), ZOPS_SMOKE=0, ZOPS_EXPECTED_RPS,
 // ZOPS_LOAD_MULTIPLIER.
 func (Bench) Release(ctx context.Context) error {
-	o, err := release.BenchOptionsFromEnv()
-	if err != nil {
-		return err
-	}
-	mg.CtxDeps(ctx, Twin.Up)
-	res, err := release.BenchRelease(ctx, o)
-	if err != nil {
-		return err
-	}
-	fmt.Println(res.Line())
-	return nil
+	return release.BenchTarget(ctx, os.Stdout, startTwin)
 }

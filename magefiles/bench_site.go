@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 
 	"github.com/shtetl/zmanim-ops/internal/site"
 )
@@ -20,5 +21,5 @@ import (
 //	ZOPS_AWS_CLI               aws CLI v2 (default /usr/bin/aws)
 //	ZOPS_SITE_CONCURRENCY      our parallel uploads (default 32)
 func (Bench) Site(ctx context.Context) error {
-	return site.RunBench(ctx)
+	return site.BenchTarget(ctx, os.Stdout)
 }

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
+	"os"
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/shtetl/zmanim-ops/internal/deps"
 	"github.com/shtetl/zmanim-ops/internal/release"
 )
 
@@ -30,28 +30,7 @@ import (
 // Related: release:rollback [VERSION], release:history (aliases of releases:rollback and
 // releases:history; Go cannot name a namespace type and this function both Release).
 func Release(ctx context.Context) error {
-	o, err := releaseOptions(ctx)
-	if err != nil {
-		return err
-	}
-	_, err = release.Release(ctx, o)
-	return err
-}
-
-// releaseOptions reads the options and, on the twin, brings it up first (a no-op in seconds
-// when it runs), so a fresh clone's first `go tool mage release` works.
-func releaseOptions(ctx context.Context) (release.Options, error) {
-	o, err := release.OptionsFromEnv()
-	if err != nil {
-		return o, err
-	}
-	if err := deps.Ensure(ctx, "release"); err != nil && !o.DryRun {
-		return o, err
-	}
-	if o.Env.IsTwin() && !o.DryRun {
-		mg.CtxDeps(ctx, Twin.Up)
-	}
-	return o, nil
+	return release.ReleaseTarget(ctx, os.Stdout, startTwin)
 }
 
 // Releases holds the release history and rollback; `release:rollback` and `release:history`
@@ -64,26 +43,23 @@ type Releases mg.Namespace
 // serving (from the history); it takes the lock, runs the health gate and records the result
 // like a release. Options: ZOPS_ENV, ZOPS_DRY_RUN, ZOPS_LOCK_WAIT, ZOPS_MESSAGE.
 func (Releases) Rollback(ctx context.Context, version string) error {
-	o, err := releaseOptions(ctx)
-	if err != nil {
-		return err
-	}
-	_, err = release.Rollback(ctx, o, version)
-	return err
+	return release.RollbackTarget(ctx, os.Stdout, startTwin, version)
 }
 
 // History prints the release history (who, when, version, result) and what a rollback
 // would return to. Options: ZOPS_ENV.
 func (Releases) History(ctx context.Context) error {
-	o, err := release.OptionsFromEnv()
-	if err != nil {
-		return err
-	}
-	return release.ShowHistory(ctx, o)
+	return release.HistoryTarget(ctx, os.Stdout)
 }
 
 // Aliases: `release:rollback` and `release:history` next to the top-level `release`.
 var Aliases = map[string]interface{}{
 	"release:rollback": Releases.Rollback,
 	"release:history":  Releases.History,
+}
+
+// startTwin is twin:up as a once-only dependency, for the targets that need the twin running.
+func startTwin(ctx context.Context) error {
+	mg.CtxDeps(ctx, Twin.Up)
+	return nil
 }

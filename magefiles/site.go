@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 
 	"github.com/magefile/mage/mg"
 
@@ -29,12 +30,12 @@ type Site mg.Namespace
 //	ZOPS_SITE_CONCURRENCY      parallel uploads (default 32)
 //	ZOPS_DISTRIBUTION_ID       CloudFront distribution (default: found by the domain's alias in AWS, the twin edge's id locally)
 func (Site) Sync(ctx context.Context, dir string) error {
-	return site.Run(ctx, dir, false)
+	return site.SyncTarget(ctx, os.Stdout, dir, false)
 }
 
 // Plan prints what site:sync DIR would do (uploads in order, invalidation paths, stale files, deletions, guard) without writing anything.
 //
 // Takes the same ZOPS_SITE_* options as site:sync.
 func (Site) Plan(ctx context.Context, dir string) error {
-	return site.Run(ctx, dir, true)
+	return site.SyncTarget(ctx, os.Stdout, dir, true)
 }

@@ -233,22 +233,6 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// BenchOptionsFromEnv reads the release options and the load from the configuration.
-func BenchOptionsFromEnv() (BenchOptions, error) {
-	o, err := OptionsFromEnv()
-	if err != nil {
-		return BenchOptions{}, err
-	}
-	if !o.Env.IsTwin() {
-		return BenchOptions{}, fmt.Errorf("bench:release runs against the local twin only (ZOPS_ENV=%s)", o.Env.Name)
-	}
-	o.Version = "" // the bench names its own versions
-	if o.LockWait == 0 {
-		o.LockWait = 5 * time.Minute // queue behind a release that is running (e.g. a test)
-	}
-	return BenchOptions{Release: o, EdgeURL: o.Env.URL(o.Env.Twin.Ports.Edge), RPS: float64(o.Env.Load.TargetRPS()), Out: o.Out}, nil
-}
-
 // Baseline is the spec's code-update path 2 measured the same way: the API binds its own
 // port (no socket held across processes) and a release restarts it — stop the old process,
 // start the new one — while the same load hits the port directly.

@@ -149,7 +149,7 @@ func TestSSMDeployerAcceptance(t *testing.T) {
 	if os.Getenv("ZOPS_AWS_ACCEPTANCE") != "1" {
 		t.Skip("set ZOPS_AWS_ACCEPTANCE=1 (with AWS credentials, ZOPS_ENV=prod and ZOPS_AWS_ACCEPTANCE_VERSION) to run against AWS")
 	}
-	o, err := OptionsFromEnv()
+	o, err := load(os.Stdout)
 	must(t, err)
 	w, err := wire(context.Background(), o)
 	must(t, err)

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +21,7 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
-// Options of a release, read from the environment by OptionsFromEnv:
+// Options of a release, read from the environment by ReadOptions (targets.go):
 //
 //	ZOPS_ENV          environment: local (the twin, default) or prod
 //	ZOPS_VERSION      version to release (default: git describe --tags --always)
@@ -42,43 +41,6 @@ type Options struct {
 	NoSmoke    bool
 	Who        string
 	Out        io.Writer
-}
-
-// OptionsFromEnv reads the options from ZOPS_* variables and the configuration.
-func OptionsFromEnv() (Options, error) {
-	env, err := config.Load()
-	if err != nil {
-		return Options{}, err
-	}
-	o := Options{
-		Env:        env,
-		Root:       config.RepoRoot(),
-		Version:    os.Getenv("ZOPS_VERSION"),
-		DryRun:     truthy(os.Getenv("ZOPS_DRY_RUN")),
-		AllowDirty: truthy(os.Getenv("ZOPS_ALLOW_DIRTY")),
-		Message:    os.Getenv("ZOPS_MESSAGE"),
-		NoSmoke:    os.Getenv("ZOPS_SMOKE") == "0",
-		Who:        DefaultOwner(),
-		Out:        os.Stdout,
-	}
-	if v := os.Getenv("ZOPS_LOCK_WAIT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			if n, nerr := strconv.Atoi(v); nerr == nil {
-				d, err = time.Duration(n)*time.Second, nil
-			}
-		}
-		if err != nil || d < 0 {
-			return o, fmt.Errorf("ZOPS_LOCK_WAIT=%q: write a duration such as 30s or 10m", v)
-		}
-		o.LockWait = d
-	}
-	return o, nil
-}
-
-func truthy(v string) bool {
-	v = strings.ToLower(v)
-	return v == "1" || v == "true" || v == "yes"
 }
 
 // CheckTree refuses a dirty git tree unless allowed: a release must be reproducible from a

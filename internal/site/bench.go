@@ -224,12 +224,8 @@ func emptyAndDrop(ctx context.Context, c *s3.Client, bucket string) {
 	c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(bucket)})
 }
 
-// FindVersitygw returns the versitygw binary: $ZOPS_VERSITYGW, else the pinned build
-// (tools.Ensure builds it once per version).
+// FindVersitygw returns the pinned versitygw build (tools.Ensure builds it once per version).
 func FindVersitygw(ctx context.Context) (string, error) {
-	if p := os.Getenv("ZOPS_VERSITYGW"); p != "" {
-		return p, nil
-	}
 	p, err := tools.Ensure(ctx, "versitygw")
 	if err != nil {
 		return "", fmt.Errorf("versitygw for the benchmark: %w (or set ZOPS_VERSITYGW, or point ZOPS_S3_ENDPOINT at a running S3 server)", err)

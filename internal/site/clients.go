@@ -3,9 +3,6 @@ package site
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -36,7 +33,8 @@ func NewS3Client(ep Endpoint) *s3.Client {
 	})
 }
 
-// EnvOptions are the ZOPS_SITE_* options shared by site:sync, site:plan and bench:site.
+// EnvOptions are the ZOPS_SITE_* options shared by site:sync, site:plan and bench:site
+// (read by ReadEnv in targets.go).
 type EnvOptions struct {
 	Grace          time.Duration
 	MaxDeleteShare float64
@@ -45,59 +43,6 @@ type EnvOptions struct {
 	Concurrency    int
 	Distribution   string
 	Bucket         string
-}
-
-// ReadEnv reads the ZOPS_SITE_* variables, listing every bad one at once.
-func ReadEnv() (EnvOptions, error) {
-	var o EnvOptions
-	var problems []string
-	dur := func(name string, into *time.Duration) {
-		if v := os.Getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("%s=%q is not a duration (write e.g. 90s, 48h)", name, v))
-				return
-			}
-			*into = d
-			if d == 0 && name == "ZOPS_SITE_GRACE" {
-				*into = -1 // delete at once
-			}
-		}
-	}
-	num := func(name string, into *int) {
-		if v := os.Getenv(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				problems = append(problems, fmt.Sprintf("%s=%q must be a positive integer", name, v))
-				return
-			}
-			*into = n
-		}
-	}
-	dur("ZOPS_SITE_GRACE", &o.Grace)
-	dur("ZOPS_SITE_WAIT", &o.Wait)
-	num("ZOPS_SITE_PATHS", &o.PathBudget)
-	num("ZOPS_SITE_CONCURRENCY", &o.Concurrency)
-	if v := os.Getenv("ZOPS_SITE_MAX_DELETE"); v != "" {
-		f, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
-		if strings.HasSuffix(v, "%") {
-			f /= 100
-		}
-		if err != nil || f <= 0 || f > 1 {
-			problems = append(problems, fmt.Sprintf("ZOPS_SITE_MAX_DELETE=%q must be a share in (0,1] such as 0.5 or 50%%", v))
-		} else {
-			o.MaxDeleteShare = f
-		}
-	}
-	o.Distribution = os.Getenv(awsx.EnvDistributionID)
-	if v := os.Getenv("ZOPS_SITE_DISTRIBUTION_ID"); v != "" {
-		problems = append(problems, fmt.Sprintf("ZOPS_SITE_DISTRIBUTION_ID=%q is no longer read: set %s (one variable for the distribution, shared with edge:invalidate)", v, awsx.EnvDistributionID))
-	}
-	o.Bucket = os.Getenv("ZOPS_SITE_BUCKET")
-	if len(problems) > 0 {
-		return o, fmt.Errorf("site options:\n  - %s", strings.Join(problems, "\n  - "))
-	}
-	return o, nil
 }
 
 // Target is where a sync goes: the bucket store and the CDN.

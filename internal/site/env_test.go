@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/opts"
 )
 
 func TestReadEnv(t *testing.T) {
@@ -18,14 +20,16 @@ func TestReadEnv(t *testing.T) {
 			EnvOptions{Grace: 48 * time.Hour, MaxDeleteShare: 0.25, PathBudget: 30, Wait: 90 * time.Second, Concurrency: 64, Distribution: "E123", Bucket: "b"}, nil},
 		{"grace 0 deletes at once", map[string]string{"ZOPS_SITE_GRACE": "0s"}, EnvOptions{Grace: -1}, nil},
 		{"every problem listed", map[string]string{"ZOPS_SITE_GRACE": "soon", "ZOPS_SITE_MAX_DELETE": "2", "ZOPS_SITE_PATHS": "-1", "ZOPS_SITE_CONCURRENCY": "many", "ZOPS_SITE_DISTRIBUTION_ID": "E1"}, EnvOptions{},
-			[]string{"ZOPS_SITE_GRACE", "ZOPS_SITE_MAX_DELETE", "ZOPS_SITE_PATHS", "ZOPS_SITE_CONCURRENCY", "ZOPS_SITE_DISTRIBUTION_ID=\"E1\" is no longer read: set ZOPS_DISTRIBUTION_ID"}},
+			[]string{"ZOPS_SITE_GRACE", "ZOPS_SITE_MAX_DELETE", "ZOPS_SITE_PATHS", "ZOPS_SITE_CONCURRENCY", "ZOPS_SITE_DISTRIBUTION_ID=\"E1\": no longer read: set ZOPS_DISTRIBUTION_ID"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, k := range []string{"ZOPS_SITE_GRACE", "ZOPS_SITE_MAX_DELETE", "ZOPS_SITE_PATHS", "ZOPS_SITE_WAIT", "ZOPS_SITE_CONCURRENCY", "ZOPS_SITE_DISTRIBUTION_ID", "ZOPS_DISTRIBUTION_ID", "ZOPS_SITE_BUCKET"} {
 				t.Setenv(k, tc.env[k])
 			}
-			got, err := ReadEnv()
+			r := opts.New()
+			got := ReadEnv(r)
+			err := r.Err()
 			if len(tc.problem) == 0 {
 				if err != nil || got != tc.want {
 					t.Fatalf("ReadEnv = %+v, %v; want %+v", got, err, tc.want)

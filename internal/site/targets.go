@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/opts"
 )
 
 // InvalidateTarget is `mage edge:invalidate PATHS`: it invalidates the paths on the selected
@@ -21,11 +22,11 @@ func InvalidateTarget(ctx context.Context, out io.Writer, arg string) error {
 	if err != nil {
 		return err
 	}
-	wait := 15 * time.Minute
-	if v := os.Getenv("ZOPS_INVALIDATE_WAIT"); v != "" {
-		if wait, err = time.ParseDuration(v); err != nil {
-			return fmt.Errorf("ZOPS_INVALIDATE_WAIT=%q: write a duration like 5m, or 0 not to wait", v)
-		}
+	r := opts.New()
+	wait := r.Duration("ZOPS_INVALIDATE_WAIT", 15*time.Minute)
+	distribution := r.String(awsx.EnvDistributionID, "")
+	if err := r.Err(); err != nil {
+		return err
 	}
 	env, err := config.Load()
 	if err != nil {
@@ -38,7 +39,7 @@ func InvalidateTarget(ctx context.Context, out io.Writer, arg string) error {
 		}
 		return err
 	}
-	cf, err := c.Distribution(ctx, os.Getenv(awsx.EnvDistributionID))
+	cf, err := c.Distribution(ctx, distribution)
 	if err != nil {
 		return err
 	}
@@ -59,5 +60,100 @@ func InvalidatePaths(ctx context.Context, out io.Writer, cf *awsx.CloudFront, pa
 		return err
 	}
 	fmt.Fprintf(out, "invalidation %s: %s in %s\n", inv.ID, inv.Status, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// ReadEnv reads the ZOPS_SITE_* options (and ZOPS_DISTRIBUTION_ID) into r.
+func ReadEnv(r *opts.Reader) EnvOptions {
+	o := EnvOptions{
+		Grace:        r.Duration("ZOPS_SITE_GRACE", 0),
+		Wait:         r.Duration("ZOPS_SITE_WAIT", 0),
+		PathBudget:   r.PositiveInt("ZOPS_SITE_PATHS", 0),
+		Concurrency:  r.PositiveInt("ZOPS_SITE_CONCURRENCY", 0),
+		Distribution: r.String(awsx.EnvDistributionID, ""),
+		Bucket:       r.String("ZOPS_SITE_BUCKET", ""),
+	}
+	if r.Set("ZOPS_SITE_GRACE") && o.Grace == 0 {
+		o.Grace = -1 // delete at once
+	}
+	if v := r.String("ZOPS_SITE_MAX_DELETE", ""); v != "" {
+		f, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+		if strings.HasSuffix(v, "%") {
+			f /= 100
+		}
+		if err != nil || f <= 0 || f > 1 {
+			r.Problem("ZOPS_SITE_MAX_DELETE", v, "want a share in (0,1] such as 0.5 or 50%")
+		} else {
+			o.MaxDeleteShare = f
+		}
+	}
+	if v := r.String("ZOPS_SITE_DISTRIBUTION_ID", ""); v != "" {
+		r.Problem("ZOPS_SITE_DISTRIBUTION_ID", v, "no longer read: set "+awsx.EnvDistributionID+" (one variable for the distribution, shared with edge:invalidate)")
+	}
+	return o
+}
+
+// SyncTarget is site:sync DIR (dryRun false) and site:plan DIR (dryRun true) for the
+// configured environment.
+func SyncTarget(ctx context.Context, out io.Writer, dir string, dryRun bool) error {
+	r := opts.New()
+	eo := ReadEnv(r)
+	if err := r.Err(); err != nil {
+		return err
+	}
+	env, err := config.Load()
+	if err != nil {
+		return err
+	}
+	t, err := TargetFor(ctx, env, eo)
+	if err != nil {
+		return err
+	}
+	verb := map[bool]string{true: "plan", false: "sync"}[dryRun]
+	fmt.Fprintf(out, "site: %s %s -> s3://%s (%s)\n", verb, dir, t.Bucket, env.Name)
+	_, _, err = Sync(ctx, Options{
+		Dir: dir, Store: t.Store, Invalidator: t.Invalidator,
+		Grace: eo.Grace, MaxDeleteShare: eo.MaxDeleteShare, PathBudget: eo.PathBudget,
+		Wait: eo.Wait, Concurrency: eo.Concurrency, DryRun: dryRun, Out: out,
+	})
+	if err != nil {
+		return fmt.Errorf("site %s: %w", verb, err)
+	}
+	return nil
+}
+
+// ReadBenchOptions reads bench:site's options: an explicit S3 endpoint (ZOPS_S3_*; default
+// the running twin's, else a versitygw of its own, ZOPS_VERSITYGW), the aws cli to compare
+// with (ZOPS_AWS_CLI) and ZOPS_SITE_CONCURRENCY.
+func ReadBenchOptions(r *opts.Reader) BenchOptions {
+	eo := ReadEnv(r)
+	return BenchOptions{
+		Endpoint: Endpoint{URL: r.String("ZOPS_S3_ENDPOINT", ""), AccessKey: r.String("ZOPS_S3_ACCESS_KEY", ""),
+			SecretKey: r.String("ZOPS_S3_SECRET_KEY", ""), Region: r.String("ZOPS_S3_REGION", "")},
+		AWS:         r.String("ZOPS_AWS_CLI", ""),
+		Versitygw:   r.String("ZOPS_VERSITYGW", ""),
+		Concurrency: eo.Concurrency,
+	}
+}
+
+// BenchTarget is bench:site: it prints the result line last.
+func BenchTarget(ctx context.Context, out io.Writer) error {
+	r := opts.New()
+	o := ReadBenchOptions(r)
+	if err := r.Err(); err != nil {
+		return err
+	}
+	if o.Endpoint.URL == "" {
+		region := o.Endpoint.Region
+		o.Endpoint = twinS3(ctx)
+		if region != "" {
+			o.Endpoint.Region = region
+		}
+	}
+	res, err := Bench(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, res.Line())
 	return nil
 }
