@@ -41,7 +41,8 @@ func (Infra) Synth(ctx context.Context) error {
 // a public source are listed. Prints on-demand line by line, then each variant that keeps the
 // architecture (HTTP health check, Origin Shield only for S3, 1-year Compute Savings Plan, all
 // three) with its total and what it trades, the 5x and 20x what-if loads, and the gate's
-// verdict on the variant budget.variant selects. Last line:
+// verdict on the variant budget.variant selects (refused when the stacks do not deploy its
+// changes; a Savings Plan is a purchase, not in the templates). Last line:
 // `cost: variant=V monthly_usd=X budget_usd=Y on_demand_usd=Z fits=B`. Fails above the budget.
 //
 // Options (environment): as for infra:synth (ZOPS_PRICES picks another price table).

@@ -38,8 +38,9 @@ type CostUsage struct {
 	BackupsGB  float64 `yaml:"backups_gb"`
 	ReleasesGB float64 `yaml:"releases_gb"`
 	StaticGB   float64 `yaml:"static_gb"`
-	// BackupChurnGBDay is what restic's retention deletes a day (roughly one daily dump plus
-	// the WAL that aged out); on a versioned bucket it stays as noncurrent versions.
+	// BackupChurnGBDay is what restic's retention deletes a day; on a versioned bucket it stays
+	// as noncurrent versions. 0 derives it from the retention: the repository holds
+	// backup.keep_daily days (plus the day being written), so a day's share ages out daily.
 	BackupChurnGBDay float64 `yaml:"backup_churn_gb_day"`
 	// S3 requests of one restic run, by kind of run: the requests restic makes to open the
 	// repository (config, keys), lock it, read the index and the snapshot list, and write
@@ -91,7 +92,6 @@ func DefaultCostUsage() CostUsage {
 		BackupsGB:                 3,
 		ReleasesGB:                0.3,
 		StaticGB:                  0.05,
-		BackupChurnGBDay:          0.3,
 		// Opening a repository: GET config, LIST+GET keys; lock: PUT lock, LIST locks; index and
 		// snapshots: LIST+GET each; writing: PUT packs, index, snapshot (DELETE of the lock is free).
 		WALRun:                ResticRequests{Put: 4, List: 6, Get: 12},

@@ -141,6 +141,12 @@ type Result struct {
 	Variant Variant
 	Lines   []Line
 	Total   float64
+	// Undeployed lists where the templates differ from what the variant prices (an HTTPS
+	// check priced as HTTP, a shielded API origin priced unshielded): the gate refuses to
+	// check such a variant, since production would not run it.
+	Undeployed []string
+	// InstanceHours are the priced instance-hours by instance type.
+	InstanceHours map[string]float64
 }
 
 // Traffic is the monthly traffic a result was priced at, for the output.
@@ -160,9 +166,11 @@ type model struct {
 	// Bucket names by kind, from the configuration.
 	backups, releases, static string
 
-	lines    []Line
-	unpriced []string
-	traffic  Traffic
+	lines      []Line
+	unpriced   []string
+	undeployed []string
+	hours      map[string]float64
+	traffic    Traffic
 }
 
 func (m *model) add(group, name, detail string, usd float64) {
@@ -351,8 +359,9 @@ func (m *model) run() (*Result, error) {
 	var health, healthAPI float64
 	for _, hc := range checks {
 		typ := hc.typ
-		if m.v.HTTPHealthCheck {
+		if m.v.HTTPHealthCheck && strings.HasPrefix(typ, "HTTPS") {
 			typ = strings.Replace(typ, "HTTPS", "HTTP", 1)
+			m.undeployed = append(m.undeployed, hc.where+" is an "+hc.typ+" check (infra/dns.go)")
 		}
 		features := 0.0
 		if strings.HasPrefix(typ, "HTTPS") {
@@ -391,9 +400,12 @@ func (m *model) run() (*Result, error) {
 		if !o.shield {
 			continue
 		}
-		if o.s3 {
+		switch {
+		case o.s3:
 			shieldStatic = true
-		} else if !m.v.ShieldS3Only {
+		case m.v.ShieldS3Only:
+			m.undeployed = append(m.undeployed, "the distribution's API origin has Origin Shield on (edge.origin_shield_region applies it to every origin, infra/edge.go)")
+		default:
 			shieldAPI = true
 		}
 	}
@@ -466,10 +478,11 @@ func (m *model) run() (*Result, error) {
 	gbMonth, put, get := m.l.get(KeyS3GBMonth, "S3"), m.l.get(KeyS3PutPer1k, "S3"), m.l.get(KeyS3GetPer1k, "S3")
 	for _, b := range buckets {
 		var gb, churnDay, puts, gets float64
-		var detail string
+		var detail, churnHow string
 		switch b.name {
 		case m.backups:
-			gb, churnDay = u.BackupsGB, u.BackupChurnGBDay
+			gb = u.BackupsGB
+			churnDay, churnHow = u.BackupChurn()
 			puts = u.WALRuns*(u.WALRun.Put+u.WALRun.List) + u.DailyRuns*(u.DailyRun.Put+u.DailyRun.List) + u.BaseRuns*(u.BaseRun.Put+u.BaseRun.List) + u.VerifyRuns*(u.VerifyRun.Put+u.VerifyRun.List)
 			gets = u.WALRuns*u.WALRun.Get + u.DailyRuns*u.DailyRun.Get + u.BaseRuns*u.BaseRun.Get + u.VerifyRuns*u.VerifyRun.Get
 			detail = fmt.Sprintf("restic: %.0f WAL + %.1f daily + %.1f base + %.1f verify runs", u.WALRuns, u.DailyRuns, u.BaseRuns, u.VerifyRuns)
@@ -478,6 +491,7 @@ func (m *model) run() (*Result, error) {
 			if u.ReleaseKeep > 0 {
 				churnDay = u.ReleasesMonth / 30 * u.ReleasesGB / u.ReleaseKeep
 			}
+			churnHow = fmt.Sprintf("%g releases a month of %g GB / keep %g", u.ReleasesMonth, u.ReleasesGB, u.ReleaseKeep)
 			puts = u.ReleasesMonth * (u.ReleaseObjects + 2) // objects, then LIST by retention and history
 			gets = u.ReleasesMonth * u.ReleaseObjects       // the box fetches what it deploys
 			detail = fmt.Sprintf("%.0f releases", u.ReleasesMonth)
@@ -496,7 +510,7 @@ func (m *model) run() (*Result, error) {
 				days, note = 365, "never expire: priced at a year of churn, and growing"
 			}
 			ngb := churnDay * days
-			m.add("storage", "S3 "+b.name+" noncurrent versions", fmt.Sprintf("%.2f GB/day deleted, %s: %.1f GB", churnDay, note, ngb), ngb*gbMonth)
+			m.add("storage", "S3 "+b.name+" noncurrent versions", fmt.Sprintf("%.3f GB/day deleted (%s), %s: %.1f GB", churnDay, churnHow, note, ngb), ngb*gbMonth)
 		}
 	}
 
@@ -507,7 +521,7 @@ func (m *model) run() (*Result, error) {
 	if err := m.l.err(); err != nil {
 		return nil, err
 	}
-	res := &Result{Variant: m.v, Lines: m.lines}
+	res := &Result{Variant: m.v, Lines: m.lines, Undeployed: m.undeployed, InstanceHours: m.hours}
 	for _, ln := range m.lines {
 		res.Total += ln.USD
 	}
@@ -526,6 +540,10 @@ func (m *model) instance(where string, spec instanceSpec, n, hours float64) {
 		return
 	}
 	h := m.l.get(key, where)
+	if m.hours == nil {
+		m.hours = map[string]float64{}
+	}
+	m.hours[spec.typ] += n * hours
 	m.add("compute", fmt.Sprintf("EC2 %s %s (%s)", spec.typ, kind, where), fmt.Sprintf("%g x %.0f h x $%.4f", n, hours, h), n*hours*h)
 	for _, bd := range spec.blocks {
 		ebs := asMap(asMap(bd)["Ebs"])

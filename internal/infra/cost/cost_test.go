@@ -2,6 +2,7 @@ package cost
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -125,8 +126,11 @@ func TestUsageTermsChangeTheTotal(t *testing.T) {
 		{"100 more GETs per daily backup", func(u *Usage) { u.DailyRun.Get += 100 }, 730.0 / 24 * 100 * 0.0004 / 1000},
 		{"100 more PUTs per base backup", func(u *Usage) { u.BaseRun.Put += 100 }, 730.0 / 168 * 100 * 0.005 / 1000},
 		{"100 more GETs per verify", func(u *Usage) { u.VerifyRun.Get += 100 }, 730.0 / 24 * 100 * 0.0004 / 1000},
-		{"1 GB more backups", func(u *Usage) { u.BackupsGB++ }, 0.02},
-		{"0.1 GB/day more churn on the versioned backups bucket (30 days)", func(u *Usage) { u.BackupChurnGBDay += 0.1 }, 0.1 * 30 * 0.02},
+		// The backups bucket is versioned for 30 days: a day's share of the repository (keep_daily
+		// 7 + 1 days) is deleted daily and stays 30 days as noncurrent versions.
+		{"1 GB more backups: stored, and its churn kept 30 days", func(u *Usage) { u.BackupsGB++ }, 0.02 + 1.0/8*30*0.02},
+		{"longer retention: less churn", func(u *Usage) { u.KeepDaily = 15 }, (base.BackupsGB/16 - base.BackupsGB/8) * 30 * 0.02},
+		{"churn set explicitly", func(u *Usage) { u.BackupChurnGBDay = base.BackupsGB/8 + 0.1 }, 0.1 * 30 * 0.02},
 		{"10 more site syncs", func(u *Usage) { u.SiteSyncsMonth += 10 }, 10 * (1 + base.SiteChangedObjects) * 0.005 / 1000},
 		{"100 more changed objects per sync", func(u *Usage) { u.SiteChangedObjects += 100 }, base.SiteSyncsMonth * 100 * 0.005 / 1000},
 		{"10 more releases", func(u *Usage) { u.ReleasesMonth += 10 }, 10*(base.ReleaseObjects+2)*0.005/1000 + 10*base.ReleaseObjects*0.0004/1000},
@@ -314,4 +318,56 @@ func TestRunsPerMonthFromSchedules(t *testing.T) {
 	if u2.WALRuns != 4380 {
 		t.Errorf("WAL every 10m: %.0f runs", u2.WALRuns)
 	}
+}
+
+// The gate refuses a variant whose architecture change the templates do not have, and accepts
+// it once they do; a purchase (the Savings Plan) is never in the templates.
+func TestGateRefusesUndeployedVariants(t *testing.T) {
+	u := testUsage(t)
+	for _, name := range []string{"http-health-check", "shield-s3-only", "cheapest"} {
+		e := run(t, fixture(), u, name)
+		if err := e.Check(); !errors.Is(err, ErrNotDeployed) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+		var b strings.Builder
+		e.Write(&b)
+		if !strings.HasSuffix(strings.TrimSpace(b.String()), "fits=false") || !strings.Contains(b.String(), "REFUSED") {
+			t.Errorf("%s: output ends %q", name, lastLine(b.String()))
+		}
+	}
+	ts := fixture()
+	hc := ts[1].Resources["HC"]
+	hc.Properties["HealthCheckConfig"].(map[string]any)["Type"] = "HTTP"
+	if e := run(t, ts, u, "http-health-check"); errors.Is(e.Check(), ErrNotDeployed) || len(e.SelectedResult().Undeployed) != 0 {
+		t.Errorf("HTTP check deployed: %v %v", e.Check(), e.SelectedResult().Undeployed)
+	}
+	dist := ts[2].Resources["Dist"].Properties["DistributionConfig"].(map[string]any)
+	delete(dist["Origins"].([]any)[0].(map[string]any), "OriginShield")
+	if e := run(t, ts, u, "cheapest"); e.Check() != nil { // 36.61 with the test prices
+		t.Errorf("cheapest deployed: %v", e.Check())
+	}
+	if e := run(t, fixture(), u, "savings-plan-1yr"); len(e.SelectedResult().Undeployed) != 0 {
+		t.Errorf("savings plan: %v", e.SelectedResult().Undeployed)
+	}
+}
+
+// With an unverified Savings Plan rate, the output says up to which rate the verdict holds.
+func TestBreakEvenOfAnUnverifiedRate(t *testing.T) {
+	p := testPrices()
+	p.Values[SavingsPlanKey("m7g.medium")] = Price{Value: 0.03, Unit: "USD", Source: "not verified: estimate", Read: "2026-11-30"}
+	e, err := Run(Input{Templates: fixture(), Prices: p, Usage: testUsage(t), Buckets: testBuckets, Budget: 44, Variant: "savings-plan-1yr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	e.Write(&b)
+	want := fmt.Sprintf("at most $%.4f an hour", 0.03+(44-e.Total)/730)
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, b.String())
+	}
+}
+
+func lastLine(s string) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	return l[len(l)-1]
 }

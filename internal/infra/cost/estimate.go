@@ -127,6 +127,10 @@ func Run(in Input) (*Estimate, error) {
 // ErrOverBudget is returned (wrapped) when the selected variant exceeds the budget.
 var ErrOverBudget = errors.New("monthly estimate exceeds the budget")
 
+// ErrNotDeployed is returned (wrapped) when budget.variant selects a variant the templates do
+// not implement.
+var ErrNotDeployed = errors.New("the selected cost variant is not what the stacks deploy")
+
 // SelectedResult is the variant the gate checks.
 func (e *Estimate) SelectedResult() *Result { return e.Results[e.Selected] }
 
@@ -134,6 +138,10 @@ func (e *Estimate) SelectedResult() *Result { return e.Results[e.Selected] }
 // largest items and the variants that would fit.
 func (e *Estimate) Check() error {
 	r := e.SelectedResult()
+	if len(r.Undeployed) > 0 {
+		return fmt.Errorf("%w: %s prices a change the templates do not have: %s; change the stacks, or select a variant they implement with budget.variant (%s)",
+			ErrNotDeployed, r.Variant.Name, strings.Join(r.Undeployed, "; "), e.SelectedBy)
+	}
 	if r.Total <= e.Budget {
 		return nil
 	}
@@ -211,6 +219,11 @@ func (e *Estimate) Write(w io.Writer) {
 				fmt.Fprintf(w, "      %s\n", d)
 			}
 			fmt.Fprintf(w, "      trades: %s\n", r.Variant.Trade)
+			if len(r.Undeployed) > 0 {
+				fmt.Fprintf(w, "      needs stack changes: %s\n", strings.Join(r.Undeployed, "; "))
+			} else if r.Variant.SavingsPlan {
+				fmt.Fprintln(w, "      needs: the Savings Plan bought in the account (a purchase, not in the templates)")
+			}
 		}
 	}
 	for _, p := range e.WhatIf {
@@ -228,9 +241,21 @@ func (e *Estimate) Write(w io.Writer) {
 		}
 	}
 	sel := e.SelectedResult()
-	fits := sel.Total <= e.Budget
+	if sel.Variant.SavingsPlan && len(sel.InstanceHours) == 1 && sel.Total <= e.Budget {
+		for typ, h := range sel.InstanceHours {
+			k := SavingsPlanKey(typ)
+			if v := e.Prices.Values[k]; !v.Verified() {
+				fmt.Fprintf(w, "cost: %s is not verified; the verdict below holds while it is at most $%.4f an hour (on-demand $%.4f)\n",
+					k, v.Value+(e.Budget-sel.Total)/h, e.Prices.Values[InstanceKey(typ)].Value)
+			}
+		}
+	}
+	fits := sel.Total <= e.Budget && len(sel.Undeployed) == 0
 	verdict := "fits"
-	if !fits {
+	switch {
+	case len(sel.Undeployed) > 0:
+		verdict = "REFUSED: the stacks do not deploy this variant"
+	case !fits:
 		verdict = "does NOT fit"
 	}
 	odv := "fits"

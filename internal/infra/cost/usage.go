@@ -23,6 +23,17 @@ type Usage struct {
 	WALInterval time.Duration
 	// ReleaseKeep is release.keep: the releases bucket holds that many.
 	ReleaseKeep float64
+	// KeepDaily is backup.keep_daily, from which the backup churn is derived.
+	KeepDaily float64
+}
+
+// BackupChurn is the GB a day restic's retention deletes: the configured value, else a day's
+// share of a repository that holds keep_daily days plus the one being written.
+func (u Usage) BackupChurn() (gb float64, how string) {
+	if u.BackupChurnGBDay > 0 {
+		return u.BackupChurnGBDay, "cost.backup_churn_gb_day"
+	}
+	return u.BackupsGB / (u.KeepDaily + 1), fmt.Sprintf("backups_gb %g / (keep_daily %g + 1)", u.BackupsGB, u.KeepDaily)
 }
 
 // AverageRPS is the month's average viewer request rate.
@@ -31,7 +42,7 @@ func (u Usage) AverageRPS() float64 { return u.ExpectedRPS * u.AverageShare * u.
 // UsageFor derives the usage of env for a month of hours.
 func UsageFor(env *config.Env, hours float64) (Usage, error) {
 	u := Usage{CostUsage: env.Cost, ExpectedRPS: float64(env.Load.ExpectedRPS), Factor: 1,
-		WALInterval: env.Backup.WALInterval.D(), ReleaseKeep: float64(env.Release.Keep)}
+		WALInterval: env.Backup.WALInterval.D(), ReleaseKeep: float64(env.Release.Keep), KeepDaily: float64(env.Backup.KeepDaily)}
 	if u.WALInterval <= 0 {
 		return u, fmt.Errorf("cost: backup.wal_interval must be positive to count WAL shipments")
 	}
