@@ -71,7 +71,7 @@ func (Backup) Base(ctx context.Context) error { return backup.BaseTarget(ctx, os
 // command. ZOPS_BACKUP_RESTORE_DIR picks the scratch directory (must be empty); other options
 // as for backup:run.
 func (Backup) Restore(ctx context.Context, time string) error {
-	return backup.RestoreTarget(ctx, time, os.Stdout)
+	return backup.RestoreTarget(ctx, os.Stdout, time)
 }
 
 // Units writes the box's systemd units and timers (deploy/systemd/backup) from the prod configuration and verifies them with systemd-analyze.
@@ -81,5 +81,5 @@ func (Backup) Restore(ctx context.Context, time string) error {
 // OnFailure=zops-backup-notify@%n.service. ZOPS_BACKUP_UNITS_DIR writes elsewhere;
 // ZOPS_BACKUP_UNITS_ENV renders another environment.
 func (Backup) Units(ctx context.Context) error {
-	return backup.UnitsTarget(ctx, os.Getenv("ZOPS_BACKUP_UNITS_DIR"), os.Stdout)
+	return backup.UnitsTarget(ctx, os.Stdout)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"strconv"
 
 	"github.com/shtetl/zmanim-ops/internal/backup"
 )
@@ -25,8 +24,5 @@ import (
 //	ZOPS_BENCH_KEEP=1        keep the bench database
 //	ZOPS_BACKUP_PG_COMPRESS  pg_dump --compress for the backup side (default 0: restic compresses)
 func (Bench) Backup(ctx context.Context) error {
-	o := backup.BenchOptions{Out: os.Stdout, Keep: os.Getenv("ZOPS_BENCH_KEEP") == "1"}
-	o.Rows, _ = strconv.Atoi(os.Getenv("ZOPS_BENCH_ROWS"))
-	o.Runs, _ = strconv.Atoi(os.Getenv("ZOPS_BENCH_RUNS"))
-	return backup.Bench(ctx, o)
+	return backup.BenchTarget(ctx, os.Stdout)
 }

@@ -44,9 +44,9 @@ func run(args []string) error {
 			return fmt.Errorf("usage: zops-backup %s ARG", args[0])
 		}
 		if args[0] == "restore" {
-			return backup.RestoreTarget(ctx, args[1], out)
+			return backup.RestoreTarget(ctx, out, args[1])
 		}
-		return backup.NotifyTarget(ctx, args[1], out)
+		return backup.NotifyTarget(ctx, out, args[1])
 	}
 	return fmt.Errorf("unknown command %q", args[0])
 }

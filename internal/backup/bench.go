@@ -31,6 +31,10 @@ type BenchOptions struct {
 	Runs int  // timed runs of each side (default 2); medians are reported
 	Keep bool // keep the bench database
 	Out  io.Writer
+	// Explicit test components (ZOPS_TEST_*, internal/testenv); without PGURL and S3Endpoint
+	// the bench uses the configured environment (the twin).
+	PGURL, S3Endpoint, S3AccessKey, S3SecretKey, Restic string
+	Overrides                                           Overrides
 }
 
 // BenchDB is the bench database, created on the configured server.
@@ -46,19 +50,19 @@ type benchEnv struct {
 }
 
 // benchSetup prefers the explicit test components (ZOPS_TEST_*) and falls back to the twin.
-func benchSetup(ctx context.Context, out io.Writer) (*benchEnv, error) {
+func benchSetup(ctx context.Context, o BenchOptions, out io.Writer) (*benchEnv, error) {
 	id := make([]byte, 3)
 	_, _ = rand.Read(id)
 	prefix := "bench-backup-" + hex.EncodeToString(id)
-	if pg, ep := os.Getenv("ZOPS_TEST_PG_URL"), os.Getenv("ZOPS_TEST_S3_ENDPOINT"); pg != "" && ep != "" {
-		bin := os.Getenv("ZOPS_TEST_RESTIC")
+	if pg, ep := o.PGURL, o.S3Endpoint; pg != "" && ep != "" {
+		bin := o.Restic
 		var err error
 		if bin == "" {
 			if bin, err = tools.Ensure(ctx, "restic"); err != nil {
 				return nil, err
 			}
 		}
-		ak, sk := os.Getenv("ZOPS_TEST_S3_ACCESS_KEY"), os.Getenv("ZOPS_TEST_S3_SECRET_KEY")
+		ak, sk := o.S3AccessKey, o.S3SecretKey
 		bucket := "zops-test-backup"
 		cl := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(ep), UsePathStyle: true,
 			Credentials: credentials.NewStaticCredentialsProvider(ak, sk, "")})
@@ -81,7 +85,7 @@ func benchSetup(ctx context.Context, out io.Writer) (*benchEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	j, err := FromConfig(ctx, env, out)
+	j, err := FromConfig(ctx, env, o.Overrides, out)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +97,7 @@ func benchSetup(ctx context.Context, out io.Writer) (*benchEnv, error) {
 	j.Host = "bench"
 	j.Notifier = nil
 	prefix = env.Backup.Repository + "-" + prefix
-	base := strings.TrimSuffix(RepositoryURL(env), env.Backup.Repository) + prefix
+	base := strings.TrimSuffix(RepositoryURL(env, o.Overrides.Repository), env.Backup.Repository) + prefix
 	return &benchEnv{job: j, s3: clients.S3, bucket: env.Buckets.Backups, prefix: prefix, base: base}, nil
 }
 
@@ -106,7 +110,7 @@ func Bench(ctx context.Context, o BenchOptions) error {
 	if o.Runs <= 0 {
 		o.Runs = 2
 	}
-	be, err := benchSetup(ctx, o.Out)
+	be, err := benchSetup(ctx, o, o.Out)
 	if err != nil {
 		return fmt.Errorf("bench:backup: %w", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -48,16 +47,26 @@ var (
 	ProdRedis = boxspec.RedisAddr
 )
 
-// Timeout is the job deadline from ZOPS_BACKUP_TIMEOUT (default 2h).
-func Timeout() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(EnvTimeout)); err == nil && d > 0 {
-		return d
+// Overrides are the backup options not (yet) in internal/config, read from the ZOPS_BACKUP_*
+// variables named above by ReadOptions (targets.go); "" and 0 keep the defaults.
+type Overrides struct {
+	PGURL, Redis, Host, WALDir, Scratch, Restic, Repository string
+	RetryLock                                               time.Duration // default 30m
+	Timeout                                                 time.Duration // default 2h
+	Compress                                                *int          // pg_dump --compress
+	CacheDirectory                                          string        // systemd's CACHE_DIRECTORY on the box
+}
+
+// Deadline is the whole-job deadline (default 2h).
+func (o Overrides) Deadline() time.Duration {
+	if o.Timeout > 0 {
+		return o.Timeout
 	}
 	return 2 * time.Hour
 }
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
+func or(v, def string) string {
+	if v != "" {
 		return v
 	}
 	return def
@@ -65,9 +74,9 @@ func envOr(name, def string) string {
 
 // RepositoryURL is the restic repository of an environment: the backups bucket on the twin's
 // S3 server or on AWS S3.
-func RepositoryURL(env *config.Env) string {
-	if v := os.Getenv(EnvRepo); v != "" {
-		return v
+func RepositoryURL(env *config.Env, override string) string {
+	if override != "" {
+		return override
 	}
 	if env.IsTwin() {
 		return fmt.Sprintf("s3:%s/%s/%s", env.URL(env.Twin.Ports.S3), env.Buckets.Backups, env.Backup.Repository)
@@ -78,12 +87,12 @@ func RepositoryURL(env *config.Env) string {
 // FromConfig builds the jobs of an environment: repository and password (SSM SecureString
 // restic-password), the live database and Redis, retention and size limits from the
 // configuration, failure mail through SES to notify.to.
-func FromConfig(ctx context.Context, env *config.Env, log io.Writer) (*Job, error) {
+func FromConfig(ctx context.Context, env *config.Env, ov Overrides, log io.Writer) (*Job, error) {
 	clients, err := awsx.New(ctx, env)
 	if err != nil {
 		return nil, fmt.Errorf("backup: AWS clients for %s: %w", env.Name, err)
 	}
-	bin := os.Getenv(EnvRestic)
+	bin := ov.Restic
 	if bin == "" && !env.IsTwin() {
 		// On the box there is no Go toolchain: the AMI recipe installs the pinned restic.
 		bin = ProdRestic
@@ -99,18 +108,18 @@ func FromConfig(ctx context.Context, env *config.Env, log io.Writer) (*Job, erro
 	}
 	repo := &restic.Repo{
 		Bin:      bin,
-		URL:      RepositoryURL(env),
+		URL:      RepositoryURL(env, ov.Repository),
 		Password: pass,
 		Options:  []string{"s3.region=" + env.Region},
 		CacheDir: filepath.Join(tools.CacheDir(), "restic-cache"),
 	}
 	repo.RetryLock = 30 * time.Minute
-	if d, err := time.ParseDuration(os.Getenv(EnvRetryLock)); err == nil {
-		repo.RetryLock = d
+	if ov.RetryLock > 0 {
+		repo.RetryLock = ov.RetryLock
 	}
 	j := &Job{
 		Repo:         repo,
-		Host:         envOr(EnvHost, "zmanim-"+env.Name),
+		Host:         or(ov.Host, "zmanim-"+env.Name),
 		KeepDaily:    env.Backup.KeepDaily,
 		MinDumpBytes: env.Backup.MinDumpBytes,
 		Notifier:     &SESNotifier{Client: clients.SES, From: env.Notify.From, To: env.Notify.To},
@@ -135,23 +144,21 @@ func FromConfig(ctx context.Context, env *config.Env, log io.Writer) (*Job, erro
 		redis = ProdRedis
 		j.WALArchiveDir = ProdWALArchive
 		j.ScratchDir = ProdScratch
-		repo.CacheDir = envOr("CACHE_DIRECTORY", "/var/cache/zops/restic") // systemd CacheDirectory=
+		repo.CacheDir = or(ov.CacheDirectory, "/var/cache/zops/restic") // systemd CacheDirectory=
 	}
-	pgURL = envOr(EnvPGURL, pgURL)
+	pgURL = or(ov.PGURL, pgURL)
 	j.PG, err = pgtool.ParseURL(pgURL)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %s: %w", EnvPGURL, err)
 	}
-	j.RedisAddr = envOr(EnvRedis, redis)
+	j.RedisAddr = or(ov.Redis, redis)
 	if j.RedisAddr == "none" {
 		j.RedisAddr = ""
 	}
-	if v := os.Getenv(EnvCompress); v != "" {
-		if j.DumpCompress, err = strconv.Atoi(v); err != nil || j.DumpCompress < -1 || j.DumpCompress > 9 {
-			return nil, fmt.Errorf("backup: %s=%q: want -1 (pg_dump default) or 0..9", EnvCompress, v)
-		}
+	if ov.Compress != nil {
+		j.DumpCompress = *ov.Compress
 	}
-	j.WALArchiveDir = envOr(EnvWALDir, j.WALArchiveDir)
-	j.ScratchDir = envOr(EnvScratch, j.ScratchDir)
+	j.WALArchiveDir = or(ov.WALDir, j.WALArchiveDir)
+	j.ScratchDir = or(ov.Scratch, j.ScratchDir)
 	return j, nil
 }

@@ -30,8 +30,7 @@ func TestRepositoryURL(t *testing.T) {
 		{"prod", "s3:http://elsewhere/b/r", "s3:http://elsewhere/b/r"},
 	}
 	for _, tt := range tests {
-		t.Setenv(EnvRepo, tt.override)
-		if got := RepositoryURL(envs[tt.env]); got != tt.want {
+		if got := RepositoryURL(envs[tt.env], tt.override); got != tt.want {
 			t.Errorf("%s: %s, want %s", tt.env, got, tt.want)
 		}
 	}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/opts"
 )
 
 // The entry points of the mage targets and of the zops-backup binary on the box. Each loads
@@ -18,35 +18,91 @@ import (
 // email (unless ZOPS_BACKUP_NOTIFY=onfailure, set by the systemd units whose OnFailure= unit
 // mails instead, or ZOPS_BACKUP_NOTIFY=0).
 
-func load(ctx context.Context, out io.Writer) (*Job, *config.Env, error) {
+// Options are everything the backup targets read from the environment.
+type Options struct {
+	Overrides
+	// Notify: "" or on mails failures; onfailure (the systemd units, whose OnFailure= unit
+	// mails instead) or off does not.
+	Notify     string
+	KeepDrill  bool   // ZOPS_BACKUP_KEEP_DRILL: keep the drill's scratch server
+	RestoreDir string // ZOPS_BACKUP_RESTORE_DIR: where backup:restore puts its server
+	UnitsDir   string // ZOPS_BACKUP_UNITS_DIR: where backup:units writes
+	UnitsEnv   string // ZOPS_BACKUP_UNITS_ENV: the environment the units describe (default prod)
+}
+
+// ReadOptions reads the backup targets' ZOPS_* options.
+func ReadOptions(r *opts.Reader) Options {
+	o := Options{
+		Overrides: Overrides{
+			PGURL: r.String(EnvPGURL, ""), Redis: r.String(EnvRedis, ""), Host: r.String(EnvHost, ""),
+			WALDir: r.String(EnvWALDir, ""), Scratch: r.String(EnvScratch, ""), Restic: r.String(EnvRestic, ""),
+			Repository: r.String(EnvRepo, ""), RetryLock: r.Duration(EnvRetryLock, 0), Timeout: r.Duration(EnvTimeout, 0),
+			CacheDirectory: r.String("CACHE_DIRECTORY", ""),
+		},
+		Notify:     r.String("ZOPS_BACKUP_NOTIFY", "on"),
+		KeepDrill:  r.Bool("ZOPS_BACKUP_KEEP_DRILL", false),
+		RestoreDir: r.String("ZOPS_BACKUP_RESTORE_DIR", ""),
+		UnitsDir:   r.String("ZOPS_BACKUP_UNITS_DIR", ""),
+		UnitsEnv:   r.String("ZOPS_BACKUP_UNITS_ENV", "prod"),
+	}
+	if r.Set(EnvCompress) {
+		v := r.String(EnvCompress, "")
+		if n := r.Int(EnvCompress, 0); n < -1 || n > 9 {
+			r.Problem(EnvCompress, v, "want -1 (pg_dump default) or 0..9")
+		} else {
+			o.Compress = &n
+		}
+	}
+	switch o.Notify {
+	case "on", "1", "true", "yes":
+		o.Notify = "on"
+	case "onfailure":
+	case "off", "0", "false", "no":
+		o.Notify = "off"
+	default:
+		r.Problem("ZOPS_BACKUP_NOTIFY", o.Notify, "want on (mail failures), onfailure (the systemd units mail) or off")
+	}
+	return o
+}
+
+func readOptions() (Options, error) {
+	r := opts.New()
+	o := ReadOptions(r)
+	return o, r.Err()
+}
+
+func load(ctx context.Context, out io.Writer, o Options) (*Job, *config.Env, error) {
 	env, err := config.Load()
 	if err != nil {
 		return nil, nil, err
 	}
-	j, err := FromConfig(ctx, env, out)
+	j, err := FromConfig(ctx, env, o.Overrides, out)
 	if err != nil {
 		return nil, env, err
 	}
-	switch os.Getenv("ZOPS_BACKUP_NOTIFY") {
-	case "onfailure", "0", "off":
+	if o.Notify != "on" {
 		j.Notifier = nil
 	}
 	return j, env, nil
 }
 
-func runJob(ctx context.Context, out io.Writer, name string, fn func(ctx context.Context, j *Job) error) error {
-	ctx, cancel := context.WithTimeout(ctx, Timeout())
-	defer cancel()
-	j, _, err := load(ctx, out)
+func runJob(ctx context.Context, out io.Writer, name string, fn func(ctx context.Context, j *Job, o Options) error) error {
+	o, err := readOptions()
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	return j.Do(ctx, name, func(ctx context.Context) error { return fn(ctx, j) })
+	ctx, cancel := context.WithTimeout(ctx, o.Deadline())
+	defer cancel()
+	j, _, err := load(ctx, out, o)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return j.Do(ctx, name, func(ctx context.Context) error { return fn(ctx, j, o) })
 }
 
 // RunTarget is backup:run.
 func RunTarget(ctx context.Context, out io.Writer) error {
-	return runJob(ctx, out, "backup:run", func(ctx context.Context, j *Job) error {
+	return runJob(ctx, out, "backup:run", func(ctx context.Context, j *Job, o Options) error {
 		_, err := j.Run(ctx)
 		return err
 	})
@@ -54,13 +110,13 @@ func RunTarget(ctx context.Context, out io.Writer) error {
 
 // VerifyTarget is backup:verify.
 func VerifyTarget(ctx context.Context, out io.Writer) error {
-	return runJob(ctx, out, "backup:verify", func(ctx context.Context, j *Job) error { return j.Verify(ctx) })
+	return runJob(ctx, out, "backup:verify", func(ctx context.Context, j *Job, o Options) error { return j.Verify(ctx) })
 }
 
 // DrillTarget is backup:drill.
 func DrillTarget(ctx context.Context, out io.Writer) error {
-	return runJob(ctx, out, "backup:drill", func(ctx context.Context, j *Job) error {
-		res, err := j.Drill(ctx, DrillOptions{Keep: os.Getenv("ZOPS_BACKUP_KEEP_DRILL") == "1"})
+	return runJob(ctx, out, "backup:drill", func(ctx context.Context, j *Job, o Options) error {
+		res, err := j.Drill(ctx, DrillOptions{Keep: o.KeepDrill})
 		if err == nil {
 			fmt.Fprintf(out, "drill: snapshot=%s tables=%d identical=%v restore_s=%.1f verify_s=%.1f total_s=%.1f\n",
 				short(res.Snapshot), len(res.Report.Tables), res.Report.Identical, res.RestoreSecs, res.VerifySecs, res.Seconds)
@@ -71,7 +127,7 @@ func DrillTarget(ctx context.Context, out io.Writer) error {
 
 // WALTarget is backup:wal.
 func WALTarget(ctx context.Context, out io.Writer) error {
-	return runJob(ctx, out, "backup:wal", func(ctx context.Context, j *Job) error {
+	return runJob(ctx, out, "backup:wal", func(ctx context.Context, j *Job, o Options) error {
 		_, err := j.ShipWAL(ctx)
 		return err
 	})
@@ -79,7 +135,7 @@ func WALTarget(ctx context.Context, out io.Writer) error {
 
 // BaseTarget is backup:base.
 func BaseTarget(ctx context.Context, out io.Writer) error {
-	return runJob(ctx, out, "backup:base", func(ctx context.Context, j *Job) error {
+	return runJob(ctx, out, "backup:base", func(ctx context.Context, j *Job, o Options) error {
 		_, err := j.BaseBackup(ctx)
 		return err
 	})
@@ -103,19 +159,23 @@ func ParseTarget(s string, now time.Time) (time.Time, error) {
 
 // RestoreTarget is backup:restore TIME. It leaves the scratch server running and prints how
 // to reach and stop it. It does not mail on failure: a person is watching.
-func RestoreTarget(ctx context.Context, when string, out io.Writer) error {
+func RestoreTarget(ctx context.Context, out io.Writer, when string) error {
 	target, err := ParseTarget(when, time.Now())
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, Timeout())
+	o, err := readOptions()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Deadline())
 	defer cancel()
-	j, _, err := load(ctx, out)
+	j, _, err := load(ctx, out, o)
 	if err != nil {
 		return fmt.Errorf("backup:restore: %w", err)
 	}
 	j.Notifier = nil
-	p, err := j.Restore(ctx, target, RestoreOptions{Dir: os.Getenv("ZOPS_BACKUP_RESTORE_DIR")})
+	p, err := j.Restore(ctx, target, RestoreOptions{Dir: o.RestoreDir})
 	if err != nil {
 		return err
 	}
@@ -126,9 +186,14 @@ func RestoreTarget(ctx context.Context, when string, out io.Writer) error {
 
 // UnitsTarget is backup:units: render the box's units from the configuration into dir
 // (default deploy/systemd/backup), then verify them with systemd-analyze.
-func UnitsTarget(ctx context.Context, dir string, out io.Writer) error {
+func UnitsTarget(ctx context.Context, out io.Writer) error {
+	o, err := readOptions()
+	if err != nil {
+		return err
+	}
+	dir := o.UnitsDir
 	// The units describe the box: render the production environment (or ZOPS_BACKUP_UNITS_ENV).
-	env, err := config.LoadWith(config.Options{Env: envOr("ZOPS_BACKUP_UNITS_ENV", "prod")})
+	env, err := config.LoadWith(config.Options{Env: o.UnitsEnv})
 	if err != nil {
 		return err
 	}
@@ -165,12 +230,16 @@ var unitJobs = map[string]string{
 
 // NotifyTarget mails the failure of a systemd unit with its last journal lines (run by
 // zops-backup-notify@<unit>.service).
-func NotifyTarget(ctx context.Context, unit string, out io.Writer) error {
+func NotifyTarget(ctx context.Context, out io.Writer, unit string) error {
+	o, err := readOptions()
+	if err != nil {
+		return err
+	}
 	env, err := config.Load()
 	if err != nil {
 		return err
 	}
-	j, err := FromConfig(ctx, env, out)
+	j, err := FromConfig(ctx, env, o.Overrides, out)
 	if err != nil {
 		return err
 	}
@@ -190,4 +259,26 @@ func NotifyTarget(ctx context.Context, unit string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "notified %s about %s\n", env.Notify.To, unit)
 	return nil
+}
+
+// ReadBenchOptions reads bench:backup's options: ZOPS_BENCH_ROWS, ZOPS_BENCH_RUNS,
+// ZOPS_BENCH_KEEP and the test components (ZOPS_TEST_PG_URL, ZOPS_TEST_S3_*, ZOPS_TEST_RESTIC).
+func ReadBenchOptions(r *opts.Reader) BenchOptions {
+	return BenchOptions{
+		Rows: r.PositiveInt("ZOPS_BENCH_ROWS", 0), Runs: r.PositiveInt("ZOPS_BENCH_RUNS", 0), Keep: r.Bool("ZOPS_BENCH_KEEP", false),
+		PGURL: r.String("ZOPS_TEST_PG_URL", ""), S3Endpoint: r.String("ZOPS_TEST_S3_ENDPOINT", ""),
+		S3AccessKey: r.String("ZOPS_TEST_S3_ACCESS_KEY", ""), S3SecretKey: r.String("ZOPS_TEST_S3_SECRET_KEY", ""),
+		Restic: r.String("ZOPS_TEST_RESTIC", ""), Overrides: ReadOptions(r).Overrides,
+	}
+}
+
+// BenchTarget is bench:backup.
+func BenchTarget(ctx context.Context, out io.Writer) error {
+	r := opts.New()
+	o := ReadBenchOptions(r)
+	if err := r.Err(); err != nil {
+		return err
+	}
+	o.Out = out
+	return Bench(ctx, o)
 }
