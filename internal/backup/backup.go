@@ -66,6 +66,10 @@ type Job struct {
 	Log io.Writer
 	// Now is the clock (tests pin it).
 	Now func() time.Time
+	// Metrics receives BackupSucceeded=1 (dimension Env) after each good backup run; nil puts
+	// nothing (tests).
+	Metrics MetricsAPI
+	Env     string
 }
 
 func (j *Job) logf(format string, args ...any) {
@@ -125,7 +129,7 @@ func (j *Job) Run(ctx context.Context) (RunResult, error) {
 	res.Seconds = time.Since(start).Seconds()
 	j.logf("backup done in %.1fs: pg %s (%d bytes), redis %s (%d bytes), %d old snapshots forgotten",
 		res.Seconds, short(res.PGSnapshot), res.PGBytes, short(res.RedisSnapshot), res.RedisBytes, n)
-	return res, nil
+	return res, j.putSucceeded(ctx)
 }
 
 func short(id string) string {

@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+
 	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/boxspec"
 	"github.com/shtetl/zmanim-ops/internal/config"
@@ -124,6 +127,8 @@ func FromConfig(ctx context.Context, env *config.Env, ov Overrides, log io.Write
 		MinDumpBytes: env.Backup.MinDumpBytes,
 		Notifier:     &SESNotifier{Client: clients.SES, From: env.Notify.From, To: env.Notify.To},
 		Log:          log,
+		Env:          env.Name,
+		Metrics:      metricsClient(env, clients.Config),
 	}
 	var pgURL, redis string
 	if env.IsTwin() {
@@ -161,4 +166,14 @@ func FromConfig(ctx context.Context, env *config.Env, ov Overrides, log io.Write
 	j.WALArchiveDir = or(ov.WALDir, j.WALArchiveDir)
 	j.ScratchDir = or(ov.Scratch, j.ScratchDir)
 	return j, nil
+}
+
+// metricsClient is CloudWatch: kumo on the twin, else the SDK's own resolution (which honours
+// AWS_ENDPOINT_URL_CLOUDWATCH, as the local box proof uses).
+func metricsClient(env *config.Env, cfg aws.Config) *cloudwatch.Client {
+	return cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
+		if env.IsTwin() {
+			o.BaseEndpoint = aws.String(awsx.TwinEndpoints(env).AWS)
+		}
+	})
 }
