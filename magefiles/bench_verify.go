@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"strconv"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/migrate"
@@ -33,20 +31,7 @@ import (
 //	ZOPS_MIGRATE_PARALLEL    connections per side (default 4)
 //	ZOPS_BENCH_KEEP=1        keep the two databases
 func (Bench) Verify(ctx context.Context) error {
-	url, err := migrate.BenchServerURL(benchVerifyTwinPGURL())
-	if err != nil {
-		return err
-	}
-	o := migrate.BenchOptions{ServerURL: url, Out: os.Stdout, Keep: os.Getenv("ZOPS_BENCH_KEEP") == "1"}
-	o.Rows, _ = strconv.Atoi(os.Getenv("ZOPS_BENCH_ROWS"))
-	o.Runs, _ = strconv.Atoi(os.Getenv("ZOPS_BENCH_RUNS"))
-	o.Parallel, _ = strconv.Atoi(os.Getenv("ZOPS_MIGRATE_PARALLEL"))
-	res, err := migrate.Bench(ctx, o)
-	if err != nil {
-		return err
-	}
-	fmt.Println(res.Line())
-	return nil
+	return migrate.BenchTarget(ctx, os.Stdout, benchVerifyTwinPGURL())
 }
 
 // benchVerifyTwinPGURL is the superuser URL of the running twin's PostgreSQL, or "".

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
 
-	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/loadtest"
 )
 
@@ -32,14 +32,5 @@ import (
 //	ZOPS_LOADTEST_MAX_WORKERS  bound on requests in flight (default 1000)
 //	ZOPS_EXPECTED_RPS, ZOPS_LOAD_MULTIPLIER  the expected load and multiplier (config)
 func Loadtest(ctx context.Context) error {
-	o, err := loadtest.FromEnv()
-	if err != nil {
-		return err
-	}
-	env, err := config.Load()
-	if err != nil {
-		return err
-	}
-	_, err = loadtest.Execute(ctx, env, o)
-	return err
+	return loadtest.LoadtestTarget(ctx, os.Stdout)
 }

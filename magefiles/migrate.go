@@ -27,7 +27,7 @@ type Migrate mg.Namespace
 //	ZOPS_MIGRATE_DUMP_ARGS  extra pg_dump arguments, e.g. --exclude-table-data=public.sessions
 //	ZOPS_PG_BIN_DIR         directory holding pg_dump/pg_restore (default: newest found)
 func (Migrate) Dump(ctx context.Context, source string) error {
-	return migrate.DumpTarget(ctx, source, os.Stdout)
+	return migrate.DumpTarget(ctx, os.Stdout, source)
 }
 
 // Restore restores the dump into TARGET_URL: extensions first at the source's versions, then pg_restore with parallel jobs, then ANALYZE.
@@ -46,7 +46,7 @@ func (Migrate) Dump(ctx context.Context, source string) error {
 //	ZOPS_MIGRATE_ALLOW_EXTENSION_MISMATCH=1 accept another extension version (verify will show it)
 //	ZOPS_MIGRATE_USE_LIST                   pg_restore --use-list file (edited `pg_restore -l` output)
 func (Migrate) Restore(ctx context.Context, target string) error {
-	return migrate.RestoreTarget(ctx, target, os.Stdout)
+	return migrate.RestoreTarget(ctx, os.Stdout, target)
 }
 
 // Verify proves SOURCE_URL and TARGET_URL hold the same schema, data and sequences; exits non-zero on any difference.
@@ -69,7 +69,7 @@ func (Migrate) Restore(ctx context.Context, target string) error {
 //	ZOPS_MIGRATE_TABLES       only these tables' data, comma-separated (schema.table)
 //	ZOPS_MIGRATE_NO_SNAPSHOT=1 do not share an exported snapshot (servers that forbid it)
 func (Migrate) Verify(ctx context.Context, source, target string) error {
-	return migrate.VerifyTarget(ctx, source, target, os.Stdout)
+	return migrate.VerifyTarget(ctx, os.Stdout, source, target)
 }
 
 // Smoke calls every endpoint of migration/smoke-endpoints.txt on the API running against SOURCE_URL and against TARGET_URL, and compares the answers.
@@ -89,5 +89,5 @@ func (Migrate) Verify(ctx context.Context, source, target string) error {
 //	ZOPS_SMOKE_REDIS_ADDRS  two Redis servers host:port,host:port (default: two redis-server processes)
 //	ZOPS_SMOKE_REPORT       JSON report path (default .state/migrate/smoke-<time>.json)
 func (Migrate) Smoke(ctx context.Context, source, target string) error {
-	return migrate.SmokeTarget(ctx, source, target, os.Stdout)
+	return migrate.SmokeTarget(ctx, os.Stdout, source, target)
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"strings"
-	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/testrun"
 )
@@ -16,13 +14,5 @@ import (
 // ZOPS_TEST_RUN (-run pattern), ZOPS_TEST_SHORT=1 (-short), ZOPS_TEST_VERBOSE=1 (-v),
 // ZOPS_TEST_TIMEOUT (default 40m).
 func Test(ctx context.Context) error {
-	timeout, _ := time.ParseDuration(os.Getenv("ZOPS_TEST_TIMEOUT"))
-	return testrun.Run(ctx, testrun.Options{
-		Packages: strings.Fields(os.Getenv("ZOPS_TEST_PKGS")),
-		Run:      os.Getenv("ZOPS_TEST_RUN"),
-		Short:    os.Getenv("ZOPS_TEST_SHORT") == "1",
-		Verbose:  os.Getenv("ZOPS_TEST_VERBOSE") == "1",
-		Timeout:  timeout,
-		Out:      os.Stdout,
-	})
+	return testrun.TestTarget(ctx, os.Stdout)
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -37,48 +36,6 @@ type Options struct {
 	// RunnerProfile is the IAM instance profile of the prod runners.
 	RunnerProfile string
 	Out           io.Writer
-}
-
-// FromEnv reads options from the environment.
-func FromEnv() (Options, error) {
-	o := Options{
-		Scenario: envOr("ZOPS_LOADTEST_SCENARIO", "load"), Regions: os.Getenv("ZOPS_LOADTEST_REGIONS"),
-		Target: os.Getenv("ZOPS_LOADTEST_TARGET"), Token: os.Getenv("ZOPS_LOADTEST_TOKEN"),
-		MintURL: os.Getenv("ZOPS_LOADTEST_MINT_URL"), Thresholds: os.Getenv("ZOPS_LOADTEST_THRESHOLDS"),
-		Label: os.Getenv("ZOPS_LOADTEST_LABEL"), ReportDir: os.Getenv("ZOPS_LOADTEST_REPORT_DIR"),
-		HotRatio: -1, Out: os.Stdout, NoTwinHooks: os.Getenv("ZOPS_LOADTEST_TWIN_HOOKS") == "0",
-		RunnerProfile: envOr("ZOPS_LOADTEST_RUNNER_PROFILE", "zmanim-loadtest-runner"),
-	}
-	var errs []error
-	if v := os.Getenv("ZOPS_LOADTEST_DURATION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("ZOPS_LOADTEST_DURATION=%q: want a positive duration such as 90s or 2h", v))
-		}
-		o.Duration = d
-	}
-	if v := os.Getenv("ZOPS_LOADTEST_HOT_RATIO"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < 0 || f > 1 {
-			errs = append(errs, fmt.Errorf("ZOPS_LOADTEST_HOT_RATIO=%q: want a fraction between 0 and 1", v))
-		}
-		o.HotRatio = f
-	}
-	if v := os.Getenv("ZOPS_LOADTEST_MAX_WORKERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			errs = append(errs, fmt.Errorf("ZOPS_LOADTEST_MAX_WORKERS=%q: want a positive integer", v))
-		}
-		o.MaxWorkers = n
-	}
-	return o, errors.Join(errs...)
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
 
 // ErrThresholds is returned when the run completed but thresholds failed.

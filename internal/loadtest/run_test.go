@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/opts"
 )
 
 func localEnv() *config.Env { return config.Defaults().Environments["local"] }
@@ -106,11 +107,10 @@ func TestExecuteBadInput(t *testing.T) {
 	}
 }
 
-func TestFromEnv(t *testing.T) {
-	t.Setenv("ZOPS_LOADTEST_SCENARIO", "spike")
-	t.Setenv("ZOPS_LOADTEST_DURATION", "forever")
-	t.Setenv("ZOPS_LOADTEST_HOT_RATIO", "1.5")
-	o, err := FromEnv()
+func TestReadOptions(t *testing.T) {
+	r := opts.FromMap(map[string]string{"ZOPS_LOADTEST_SCENARIO": "spike", "ZOPS_LOADTEST_DURATION": "forever", "ZOPS_LOADTEST_HOT_RATIO": "1.5"})
+	o := ReadOptions(r)
+	err := r.Err()
 	if err == nil || !strings.Contains(err.Error(), "ZOPS_LOADTEST_DURATION") || !strings.Contains(err.Error(), "ZOPS_LOADTEST_HOT_RATIO") {
 		t.Errorf("err = %v", err)
 	}

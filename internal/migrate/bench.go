@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -307,13 +306,12 @@ func md5Segments(ctx context.Context, src, tgt string, rows, parallel int) (bool
 	return true, nil
 }
 
-// BenchServerURL picks the server for the bench: ZOPS_BENCH_PG_URL, else ZOPS_TEST_PG_URL, else
-// the twin's PostgreSQL described by the configuration (twinURL, may be "").
-func BenchServerURL(twinURL string) (string, error) {
-	for _, k := range []string{"ZOPS_BENCH_PG_URL", "ZOPS_TEST_PG_URL"} {
-		if v := os.Getenv(k); v != "" {
-			return v, nil
-		}
+// BenchServerURL picks the server for the bench: explicit (ZOPS_BENCH_PG_URL, else
+// ZOPS_TEST_PG_URL, read by the target), else the twin's PostgreSQL described by the
+// configuration (twinURL, may be "").
+func BenchServerURL(explicit, twinURL string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
 	}
 	if twinURL != "" {
 		return twinURL, nil

@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -32,10 +31,10 @@ var ErrDifferent = errors.New("databases differ")
 // ErrMissingURL reports a source or target that was not given.
 var ErrMissingURL = errors.New("database URL not given")
 
-// ResolveURLs picks the source and target URLs: positional arguments first, then
-// ZOPS_MIGRATE_SOURCE_URL / ZOPS_MIGRATE_TARGET_URL. needSource/needTarget say which are
-// required.
-func ResolveURLs(args []string, needSource, needTarget bool) (source, target string, err error) {
+// ResolveURLs picks the source and target URLs: positional arguments first, then env (the
+// values of ZOPS_MIGRATE_SOURCE_URL / ZOPS_MIGRATE_TARGET_URL, read by the targets).
+// needSource/needTarget say which are required.
+func ResolveURLs(args []string, env [2]string, needSource, needTarget bool) (source, target string, err error) {
 	if len(args) > 0 {
 		source = args[0]
 	}
@@ -43,10 +42,10 @@ func ResolveURLs(args []string, needSource, needTarget bool) (source, target str
 		target = args[1]
 	}
 	if source == "" {
-		source = os.Getenv(EnvSourceURL)
+		source = env[0]
 	}
 	if target == "" {
-		target = os.Getenv(EnvTargetURL)
+		target = env[1]
 	}
 	var missing []string
 	if needSource && source == "" {

@@ -122,13 +122,12 @@ func TestRestoreRefusesExtensionMismatch(t *testing.T) {
 }
 
 func TestResolveURLs(t *testing.T) {
-	t.Setenv(EnvSourceURL, "postgres://env-src/db")
-	t.Setenv(EnvTargetURL, "")
-	s, tg, err := ResolveURLs([]string{"", "postgres://arg-tgt/db"}, true, true)
+	env := [2]string{"postgres://env-src/db", ""}
+	s, tg, err := ResolveURLs([]string{"", "postgres://arg-tgt/db"}, env, true, true)
 	if err != nil || s != "postgres://env-src/db" || tg != "postgres://arg-tgt/db" {
 		t.Fatalf("ResolveURLs = %q %q %v", s, tg, err)
 	}
-	if _, _, err := ResolveURLs(nil, true, true); !errors.Is(err, ErrMissingURL) || !strings.Contains(err.Error(), EnvTargetURL) {
+	if _, _, err := ResolveURLs(nil, [2]string{}, true, true); !errors.Is(err, ErrMissingURL) || !strings.Contains(err.Error(), EnvTargetURL) {
 		t.Fatalf("missing target: %v", err)
 	}
 }

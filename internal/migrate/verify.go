@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/migrate/checksum"
@@ -20,48 +18,6 @@ type VerifyOptions struct {
 	ReportPath string
 	Checksum   checksum.Options
 	Out        io.Writer
-}
-
-// VerifyOptionsFromEnv reads the ZOPS_MIGRATE_* options documented on the mage target.
-func VerifyOptionsFromEnv() (VerifyOptions, error) {
-	var o VerifyOptions
-	var problems []string
-	geti := func(name string, dst *int) {
-		if v := os.Getenv(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 {
-				problems = append(problems, fmt.Sprintf("%s=%q: want a positive integer", name, v))
-				return
-			}
-			*dst = n
-		}
-	}
-	geti("ZOPS_MIGRATE_PARALLEL", &o.Checksum.Parallel)
-	geti("ZOPS_MIGRATE_MAX_ROWS", &o.Checksum.MaxRows)
-	var rangeMB int
-	geti("ZOPS_MIGRATE_RANGE_MB", &rangeMB)
-	o.Checksum.RangeBytes = int64(rangeMB) << 20
-	if v := os.Getenv("ZOPS_MIGRATE_TABLES"); v != "" {
-		for _, t := range strings.Split(v, ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				if !strings.Contains(t, ".") {
-					t = "public." + t
-				}
-				o.Checksum.Tables = append(o.Checksum.Tables, t)
-			}
-		}
-	}
-	o.Checksum.NoSnapshot = truthy(os.Getenv("ZOPS_MIGRATE_NO_SNAPSHOT"))
-	o.ReportPath = os.Getenv("ZOPS_MIGRATE_REPORT")
-	if len(problems) > 0 {
-		return o, fmt.Errorf("invalid options:\n  - %s", strings.Join(problems, "\n  - "))
-	}
-	return o, nil
-}
-
-func truthy(v string) bool {
-	v = strings.ToLower(v)
-	return v == "1" || v == "true" || v == "yes"
 }
 
 // RunVerify compares the two databases, prints the summary, writes the JSON report and returns
