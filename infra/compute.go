@@ -99,16 +99,25 @@ func NewComputeStack(scope constructs.Construct, id string, props *ComputeStackP
 		ManagedPolicies: &[]awsiam.IManagedPolicy{awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String("AmazonSSMManagedInstanceCore"))},
 	})
 	bucketArn := func(name string) string { return "arn:aws:s3:::" + name }
-	// Backups: restic reads, writes and prunes its repository (7.5).
+	// Backups: restic reads, writes and prunes its repository (7.5). The bucket is versioned, so
+	// a delete by the box only adds a delete marker; what could end the history (deleting
+	// versions, versioning, lifecycle, policy, object lock) is denied explicitly, so a
+	// compromised box cannot destroy the backups (issue 14 finding 3; config/backupaccess.go).
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("BackupsList"),
-		Actions:   jsii.Strings("s3:ListBucket", "s3:GetBucketLocation"),
+		Actions:   jsii.Strings(config.BoxBackupBucketActions...),
 		Resources: jsii.Strings(bucketArn(e.Buckets.Backups)),
 	}))
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("BackupsObjects"),
-		Actions:   jsii.Strings("s3:GetObject", "s3:PutObject", "s3:DeleteObject"),
+		Actions:   jsii.Strings(config.BoxBackupObjectActions...),
 		Resources: jsii.Strings(bucketArn(e.Buckets.Backups) + "/*"),
+	}))
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("BackupsHistoryProtected"),
+		Effect:    awsiam.Effect_DENY,
+		Actions:   jsii.Strings(config.BoxBackupDeniedActions...),
+		Resources: jsii.Strings(bucketArn(e.Buckets.Backups), bucketArn(e.Buckets.Backups)+"/*"),
 	}))
 	// Releases: read only (the box downloads binaries, never writes them).
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{

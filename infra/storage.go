@@ -55,8 +55,15 @@ func NewStorageStack(scope constructs.Construct, id string, props *StorageStackP
 		})
 	}
 	s := &StorageStack{Stack: stack}
-	// restic manages its own retention (forget --keep-daily, prune): no expiry here.
-	s.Backups = bucket("Backups", e.Buckets.Backups, false, abort)
+	// restic manages its own retention (forget --keep-daily, prune): no expiry of current
+	// objects. The bucket is versioned so that what the box deletes (it must: restic removes
+	// its locks and pruned packs) stays recoverable for config.BackupNoncurrentDays; the box
+	// may not delete versions nor change versioning or this lifecycle (see compute.go).
+	s.Backups = bucket("Backups", e.Buckets.Backups, true, abort, &awss3.LifecycleRule{
+		Id:                          jsii.String("keep-deleted-backups"),
+		NoncurrentVersionExpiration: awscdk.Duration_Days(jsii.Number(config.BackupNoncurrentDays)),
+		ExpiredObjectDeleteMarker:   jsii.Bool(true),
+	})
 	s.Releases = bucket("Releases", e.Buckets.Releases, true, abort, &awss3.LifecycleRule{
 		Id:                          jsii.String("expire-old-releases"),
 		NoncurrentVersionExpiration: awscdk.Duration_Days(jsii.Number(OldReleaseDays)),
@@ -79,7 +86,16 @@ func NewStorageStack(scope constructs.Construct, id string, props *StorageStackP
 			Conditions: &map[string]any{"StringEquals": map[string]any{"aws:SourceVpce": vpce}},
 		}))
 	}
-	viaEndpoint(s.Backups, "BoxBackupsViaEndpoint", []string{"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, true)
+	viaEndpoint(s.Backups, "BoxBackupsViaEndpoint", append(append([]string{}, config.BoxBackupBucketActions...), config.BoxBackupObjectActions...), true)
+	// The same denial as on the box role, on the bucket: it holds even if someone widens the
+	// role later.
+	s.Backups.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("BoxCannotDestroyHistory"),
+		Effect:     awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewArnPrincipal(props.Compute.Role.RoleArn())},
+		Actions:    jsii.Strings(config.BoxBackupDeniedActions...),
+		Resources:  jsii.Strings(*s.Backups.BucketArn(), *s.Backups.ArnForObjects(jsii.String("*"))),
+	}))
 	viaEndpoint(s.Releases, "BoxReleasesViaEndpoint", []string{"s3:ListBucket", "s3:GetObject"}, true)
 
 	// 7.6 / origin access control: only this distribution reads the static bucket.

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+
+	"github.com/shtetl/zmanim-ops/internal/config"
 )
 
 func TestStory7_5_1_ThreeBucketsEncryptedPrivateRetained(t *testing.T) {
@@ -94,5 +96,74 @@ func TestStory7_5_2_BucketPolicies(t *testing.T) {
 				t.Errorf("%s: endpoint=%v cloudfront=%v, want the box via the endpoint", name, viaEndpoint, cloudfront)
 			}
 		}
+	}
+}
+
+// Finding 3 (issue 14): a compromised box could delete every backup (s3:DeleteObject on an
+// unversioned bucket). The backups bucket is versioned and keeps noncurrent versions at least
+// 30 days; the box role and the bucket policy deny deleting versions and changing versioning,
+// lifecycle, policy or object lock; restic keeps DeleteObject (its locks, pruned packs).
+func TestBackupsBucketVersionedAndBoxCannotDestroyHistory(t *testing.T) {
+	if config.BackupNoncurrentDays < 30 {
+		t.Fatalf("noncurrent versions kept %d days, want >= 30", config.BackupNoncurrentDays)
+	}
+	has(t, PartStorage, "AWS::S3::Bucket", map[string]any{"BucketName": cfg.Buckets.Backups,
+		"VersioningConfiguration": map[string]any{"Status": "Enabled"},
+		"LifecycleConfiguration": map[string]any{"Rules": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+			"NoncurrentVersionExpiration": map[string]any{"NoncurrentDays": config.BackupNoncurrentDays}, "Status": "Enabled"})})}})
+
+	denied := func(stmts []any, where string) {
+		t.Helper()
+		for _, s := range stmts {
+			m := s.(map[string]any)
+			if m["Effect"] != "Deny" || !strings.Contains(js(m["Resource"]), "Backups") && !strings.Contains(js(m["Resource"]), cfg.Buckets.Backups) {
+				continue
+			}
+			for _, a := range config.BoxBackupDeniedActions {
+				if !strings.Contains(js(m["Action"]), `"`+a+`"`) {
+					t.Errorf("%s: deny lacks %s: %s", where, a, js(m))
+				}
+			}
+			if !strings.Contains(js(m["Resource"]), "/*") {
+				t.Errorf("%s: deny does not cover the objects: %s", where, js(m["Resource"]))
+			}
+			return
+		}
+		t.Errorf("%s: no deny of history-destroying actions on the backups bucket", where)
+	}
+	// The box role: allowed actions exclude every denied one, and the explicit deny is there.
+	var boxStmts []any
+	for id, p := range res(PartCompute, "AWS::IAM::Policy") {
+		if strings.Contains(js(props(p)["Roles"]), "BoxRole") {
+			boxStmts = append(boxStmts, asList(props(p)["PolicyDocument"].(map[string]any)["Statement"])...)
+			_ = id
+		}
+	}
+	for _, s := range boxStmts {
+		m := s.(map[string]any)
+		if m["Effect"] != "Allow" {
+			continue
+		}
+		for _, a := range append([]string{"s3:*", "s3:Delete*", "s3:Put*"}, config.BoxBackupDeniedActions...) {
+			if strings.Contains(js(m["Action"]), `"`+a+`"`) {
+				t.Errorf("box role allows %s: %s", a, js(m))
+			}
+		}
+	}
+	denied(boxStmts, "box role")
+	// The bucket policy: the same deny, for the box role.
+	for _, p := range res(PartStorage, "AWS::S3::BucketPolicy") {
+		stmts := asList(props(p)["PolicyDocument"].(map[string]any)["Statement"])
+		if !strings.Contains(js(props(p)["Bucket"]), "Backups") {
+			continue
+		}
+		for _, s := range stmts {
+			m := s.(map[string]any)
+			if m["Effect"] == "Deny" && strings.Contains(js(m["Principal"]), "BoxRole") {
+				denied([]any{s}, "backups bucket policy")
+				return
+			}
+		}
+		t.Errorf("backups bucket policy has no deny for the box role: %s", js(stmts))
 	}
 }

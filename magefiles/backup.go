@@ -83,3 +83,13 @@ func (Backup) Restore(ctx context.Context, time string) error {
 func (Backup) Units(ctx context.Context) error {
 	return backup.UnitsTarget(ctx, os.Stdout)
 }
+
+// Undelete brings back backup objects deleted since TIME ("all" for every deleted one) from the versioned backups bucket, with your (operator) credentials.
+//
+// The recovery after a compromised box deleted the restic repository: the box may delete
+// objects (restic prunes) but not their versions, which the bucket keeps 35 days. TIME is as
+// for backup:restore; restic lock files are never restored. ZOPS_DRY_RUN=1 lists what would
+// come back. Run backup:verify afterwards.
+func (Backup) Undelete(ctx context.Context, time string) error {
+	return backup.UndeleteTarget(ctx, time, os.Stdout)
+}

@@ -137,7 +137,13 @@ func FromConfig(ctx context.Context, env *config.Env, ov Overrides, log io.Write
 			return nil, err
 		}
 		repo.Options = append(repo.Options, "s3.bucket-lookup=path")
-		repo.Env = []string{"AWS_ACCESS_KEY_ID=" + sec.S3AccessKey, "AWS_SECRET_ACCESS_KEY=" + sec.S3SecretKey}
+		// The box's own S3 user, as on the box (its role): it may not delete versions, so a
+		// compromised box cannot destroy the history (issue 14 finding 3).
+		ak, sk := sec.S3AccessKey, sec.S3SecretKey
+		if st := twinstate.Dir(env.Twin.StateDir); st.BoxS3Ready(sec) {
+			ak, sk = sec.BoxS3AccessKey, sec.BoxS3SecretKey
+		}
+		repo.Env = []string{"AWS_ACCESS_KEY_ID=" + ak, "AWS_SECRET_ACCESS_KEY=" + sk}
 		pgURL = fmt.Sprintf("postgres://postgres:%s@%s:%d/zmanim", sec.PGPassword, env.Twin.Host, env.Twin.Ports.Postgres)
 		redis = env.Twin.Host + ":" + strconv.Itoa(env.Twin.Ports.Redis)
 		j.WALArchiveDir = filepath.Join(env.Twin.StateDir, "pg", "wal-archive")

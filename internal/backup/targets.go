@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/opts"
 )
@@ -281,4 +282,43 @@ func BenchTarget(ctx context.Context, out io.Writer) error {
 	}
 	o.Out = out
 	return Bench(ctx, o)
+}
+
+// UndeleteTarget is backup:undelete: it brings back the repository objects deleted since when
+// ("" = every deleted object) in the backups bucket, with the operator's credentials (the box's
+// may not). ZOPS_DRY_RUN=1 lists them without changing anything.
+func UndeleteTarget(ctx context.Context, when string, out io.Writer) error {
+	env, err := config.Load()
+	if err != nil {
+		return err
+	}
+	r := opts.New()
+	dry := r.Bool("ZOPS_DRY_RUN", false)
+	if err := r.Err(); err != nil {
+		return err
+	}
+	var since time.Time
+	if when != "" && when != "all" {
+		if since, err = ParseTarget(when, time.Now()); err != nil {
+			return err
+		}
+	}
+	c, err := awsx.New(ctx, env)
+	if err != nil {
+		return fmt.Errorf("backup:undelete: %w", err)
+	}
+	prefix := strings.Trim(env.Backup.Repository, "/") + "/"
+	res, err := Undelete(ctx, c.S3, env.Buckets.Backups, prefix, since, dry)
+	if err != nil {
+		return fmt.Errorf("backup:undelete: %w", err)
+	}
+	verb := "restored"
+	if dry {
+		verb = "would restore (dry run)"
+	}
+	for _, k := range res.Restored {
+		fmt.Fprintf(out, "  %s\n", k)
+	}
+	fmt.Fprintf(out, "backup:undelete: %s %d object(s) under s3://%s/%s; then run backup:verify\n", verb, len(res.Restored), env.Buckets.Backups, prefix)
+	return nil
 }

@@ -49,12 +49,14 @@ func (t *Twin) startS3(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		dir := t.st.Path("s3")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		// The buckets stay in s3/ (as before); versions and the box user live beside it.
+		srv := S3Server{Bin: bin, DataDir: t.st.Path("s3"), VersioningDir: t.st.Path("s3-versions"), IAMDir: t.st.S3IAMDir(),
+			Addr: t.addr(t.env.Twin.Ports.S3), Region: t.env.Region,
+			RootAccess: t.sec.S3AccessKey, RootSecret: t.sec.S3SecretKey, BoxAccess: t.sec.BoxS3AccessKey, BoxSecret: t.sec.BoxS3SecretKey}
+		cmd, err := srv.Command()
+		if err != nil {
 			return err
 		}
-		cmd := exec.Command(bin, "--access", t.sec.S3AccessKey, "--secret", t.sec.S3SecretKey,
-			"--port", t.addr(t.env.Twin.Ports.S3), "--region", t.env.Region, "--keep-alive", "posix", dir)
 		if err := p.start(cmd); err != nil {
 			return err
 		}
@@ -74,7 +76,13 @@ func (t *Twin) startS3(ctx context.Context) error {
 			return fmt.Errorf("create bucket %s: %w", b, err)
 		}
 	}
-	return nil
+	if !t.st.BoxS3Ready(t.sec) {
+		// Started by an older twin:up: no versioning directory, no box user. Say so rather
+		// than fail; backups use the root credentials until the restart.
+		fmt.Fprintf(t.out, "twin: the running S3 server predates backup protection (versioning, box user); run twin:down and twin:up to apply it\n")
+		return nil
+	}
+	return ProtectBackups(ctx, t.aws.S3, t.env.Buckets.Backups, t.sec.BoxS3AccessKey)
 }
 
 func (t *Twin) healthS3(ctx context.Context) Health {

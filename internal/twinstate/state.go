@@ -4,6 +4,7 @@
 package twinstate
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -30,8 +31,12 @@ func (d Dir) PID(component string) string { return d.Path("run", component+".pid
 // Secrets are generated once per twin and never printed. They stand in for the SSM
 // SecureString parameters of production (and are also stored in the twin's SSM).
 type Secrets struct {
-	S3AccessKey    string `json:"s3_access_key"`
-	S3SecretKey    string `json:"s3_secret_key"`
+	S3AccessKey string `json:"s3_access_key"`
+	S3SecretKey string `json:"s3_secret_key"`
+	// BoxS3AccessKey and BoxS3SecretKey are the box's own S3 user: the backup jobs use it, and
+	// the backups bucket's policy denies it deleting versions (production's box role).
+	BoxS3AccessKey string `json:"box_s3_access_key"`
+	BoxS3SecretKey string `json:"box_s3_secret_key"`
 	PGPassword     string `json:"postgres_password"` // password of the zmanim application role
 	ResticPassword string `json:"restic_password"`   // restic repository password
 	OriginVerify   string `json:"origin_verify"`     // the gateway's origin-verify header value
@@ -59,18 +64,26 @@ func (d Dir) ReadSecrets() (Secrets, error) {
 
 // EnsureSecrets returns the twin's secrets, generating and storing them (mode 0600) on first use.
 func (d Dir) EnsureSecrets() (Secrets, error) {
-	if s, err := d.ReadSecrets(); err == nil {
+	s, err := d.ReadSecrets()
+	switch {
+	case err == nil && s.BoxS3AccessKey != "":
 		return s, nil
-	} else if !errors.Is(err, ErrNoSecrets) {
+	case err == nil:
+		// A state directory from before the box had its own S3 user: add it, keep the rest.
+		s.BoxS3AccessKey, s.BoxS3SecretKey = "ZBOX"+random(8), random(20)
+	case errors.Is(err, ErrNoSecrets):
+		s = Secrets{
+			S3AccessKey:    "ZOPS" + random(8),
+			S3SecretKey:    random(20),
+			BoxS3AccessKey: "ZBOX" + random(8),
+			BoxS3SecretKey: random(20),
+			PGPassword:     random(16),
+			ResticPassword: random(24),
+			OriginVerify:   random(24),
+			ClerkSecret:    "sk_test_" + random(16),
+		}
+	default:
 		return s, err
-	}
-	s := Secrets{
-		S3AccessKey:    "ZOPS" + random(8),
-		S3SecretKey:    random(20),
-		PGPassword:     random(16),
-		ResticPassword: random(24),
-		OriginVerify:   random(24),
-		ClerkSecret:    "sk_test_" + random(16),
 	}
 	if err := os.MkdirAll(string(d), 0o755); err != nil {
 		return s, fmt.Errorf("create twin state %s: %w", string(d), err)
@@ -88,4 +101,18 @@ func random(n int) string {
 		panic(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// S3IAMDir is where the twin's S3 server keeps its users (versitygw --iam-dir).
+func (d Dir) S3IAMDir() string { return d.Path("s3-iam") }
+
+// BoxS3Ready reports whether the twin's S3 server was started with the box's own user, so the
+// box's credentials work. A server started by an older twin:up knows only the root user until
+// the next twin:down/twin:up; callers then fall back to the root credentials.
+func (d Dir) BoxS3Ready(s Secrets) bool {
+	if s.BoxS3AccessKey == "" {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(d.S3IAMDir(), "users.json"))
+	return err == nil && bytes.Contains(b, []byte(`"`+s.BoxS3AccessKey+`"`))
 }
