@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/opts"
 )
 
 // Target options (environment), read by the mage targets.
@@ -49,7 +50,12 @@ func CostTarget(ctx context.Context, w io.Writer) error {
 
 // PricesTarget is infra:prices: a new dated price table from the AWS Price List Query API.
 func PricesTarget(ctx context.Context, w io.Writer) error {
-	_, err := RefreshPrices(ctx, w, PricesOptions{Env: os.Getenv("ZOPS_ENV"), Base: os.Getenv("ZOPS_PRICES")})
+	r := opts.New()
+	o := PricesOptions{Env: r.String("ZOPS_ENV", ""), Base: r.String("ZOPS_PRICES", "")}
+	if err := r.Err(); err != nil {
+		return err
+	}
+	_, err := RefreshPrices(ctx, w, o)
 	return err
 }
 

@@ -236,6 +236,9 @@ func (m *model) run() (*Result, error) {
 			where := t.Stack + "/" + id
 			switch {
 			case r.Type == "AWS::EC2::Instance":
+				if b, _ := r.Properties["Monitoring"].(bool); b {
+					m.unpriced = append(m.unpriced, where+": detailed monitoring bills the instance's metrics as custom metrics; add them to the model or turn it off")
+				}
 				m.instance(where, instanceSpec{typ: str(r.Properties["InstanceType"], ""), blocks: list(r.Properties["BlockDeviceMappings"])}, 1, hours)
 			case r.Type == "AWS::AutoScaling::AutoScalingGroup":
 				lt := asMap(r.Properties["LaunchTemplate"])
@@ -251,6 +254,7 @@ func (m *model) run() (*Result, error) {
 				}
 				m.instance(where, spec, n, hours)
 			case r.Type == "AWS::EC2::Volume":
+				m.baselinePerformance(where, r.Properties)
 				gb, vt := num(r.Properties["Size"]), str(r.Properties["VolumeType"], "gp2")
 				pr := m.l.get(VolumeKey(vt), where)
 				m.add("storage", fmt.Sprintf("EBS %s %.0f GB (%s)", vt, gb, where), fmt.Sprintf("%.0f GB x $%.3f", gb, pr), gb*pr)
@@ -550,9 +554,18 @@ func (m *model) instance(where string, spec instanceSpec, n, hours float64) {
 		if ebs == nil {
 			continue
 		}
+		m.baselinePerformance(where, ebs)
 		gb, vt := num(ebs["VolumeSize"]), str(ebs["VolumeType"], "gp2")
 		pr := m.l.get(VolumeKey(vt), where)
 		m.add("storage", fmt.Sprintf("EBS root %s %.0f GB (%s)", vt, gb, where), fmt.Sprintf("%g x %.0f GB x $%.3f", n, gb, pr), n*gb*pr)
+	}
+}
+
+// baselinePerformance refuses gp3 IOPS or throughput provisioned above the free baseline
+// (3,000 IOPS, 125 MB/s): they are billed per IOPS-month and MB/s-month, not modelled.
+func (m *model) baselinePerformance(where string, props map[string]any) {
+	if str(props["VolumeType"], "gp2") == "gp3" && (num(props["Iops"]) > 3000 || num(props["Throughput"]) > 125) {
+		m.unpriced = append(m.unpriced, where+": gp3 IOPS or throughput above the 3,000 IOPS / 125 MB/s baseline are billed; add them to the price table and the model")
 	}
 }
 

@@ -192,6 +192,9 @@ func TestUnpricedResourcesFail(t *testing.T) {
 		{"interface endpoint", Resource{Type: "AWS::EC2::VPCEndpoint", Properties: map[string]any{"VpcEndpointType": "Interface"}}, "interface VPC endpoints", ErrUnpriced},
 		{"bucket without a usage assumption", Resource{Type: "AWS::S3::Bucket", Properties: map[string]any{"BucketName": "logs"}}, `bucket "logs"`, ErrUnpriced},
 		{"instance type without a price", Resource{Type: "AWS::EC2::Instance", Properties: map[string]any{"InstanceType": "x9.huge"}}, "ec2.x9.huge.hour", ErrPrices},
+		{"gp3 above its free baseline", Resource{Type: "AWS::EC2::Volume", Properties: map[string]any{"Size": 1.0, "VolumeType": "gp3", "Iops": 6000.0}}, "above the 3,000 IOPS", ErrUnpriced},
+		{"detailed monitoring", Resource{Type: "AWS::EC2::Instance", Properties: map[string]any{"InstanceType": "m7g.medium", "Monitoring": true}}, "detailed monitoring", ErrUnpriced},
+		{"customer-managed KMS key", Resource{Type: "AWS::KMS::Key"}, "AWS::KMS::Key", ErrUnpriced},
 		{"volume type without a price", Resource{Type: "AWS::EC2::Volume", Properties: map[string]any{"Size": 1.0, "VolumeType": "io2"}}, "ebs.io2.gb_month", ErrPrices},
 	}
 	for _, tc := range cases {
