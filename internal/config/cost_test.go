@@ -27,7 +27,7 @@ environments:
 	for _, a := range e.Cost.Assumptions() {
 		keys = append(keys, a.Key+"="+a.Value)
 	}
-	if s := strings.Join(keys, " "); !strings.Contains(s, "ami_images_kept=5") || !strings.Contains(s, "wal_run=put=7 list=6 get=12") {
+	if s := strings.Join(keys, " "); !strings.Contains(s, "ami_images_kept=5") || !strings.Contains(s, "wal_run=put=7 list=14 get=6") {
 		t.Errorf("assumptions: %s", s)
 	}
 	_, err = load(t, `

@@ -239,7 +239,7 @@ func TestVariantsAndGate(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{"on-demand, every line:", "EC2 m7g.medium on-demand", "S3 b-backups noncurrent versions", "EBS snapshots of kept AMIs",
 		"* savings-plan-1yr", "trades: Route 53 probes /health over HTTP", "what-if 5x traffic", "what-if 20x traffic", "gate checks variant savings-plan-1yr (test)",
-		"wal_run=put=4 list=6 get=12", "health_checkers_per_region=2"} {
+		"wal_run=put=6 list=14 get=6", "health_checkers_per_region=2"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
