@@ -13,7 +13,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/shtetl/zmanim-ops/internal/jwtissuer"
 	"github.com/shtetl/zmanim-ops/internal/testenv"
+	"github.com/shtetl/zmanim-ops/internal/testfix"
 )
 
 // These tests call the API the twin's box is serving, on its own port, with the gateway's
@@ -48,21 +50,6 @@ func (c *apiClient) get(path, token string, withVerify bool) (int, map[string]an
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
 	return resp.StatusCode, m
-}
-
-func mint(t *testing.T, kind string) string {
-	t.Helper()
-	u := testenv.Require(t, testenv.JWTIssuerURL)
-	resp, err := http.Post(u+"/mint?kind="+kind, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("mint %s: %s %s", kind, resp.Status, b)
-	}
-	return strings.TrimSpace(string(b))
 }
 
 func TestHealthReportsVersion(t *testing.T) {
@@ -135,8 +122,8 @@ func TestCitiesByNameAndNearest(t *testing.T) {
 
 func TestPublisherRoutesNeedAToken(t *testing.T) {
 	c := newAPIClient(t)
-	good := mint(t, "user")
-	expired := mint(t, "expired")
+	good := testfix.Token(t, jwtissuer.KindUser, "")
+	expired := testfix.Token(t, jwtissuer.KindExpired, "")
 	// A token with the right claims signed by another key.
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	forgedTok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": "http://127.0.0.1:17072", "aud": "zmanim-api", "sub": "user_mallory", "exp": time.Now().Add(time.Hour).Unix()})
@@ -164,10 +151,10 @@ func TestPublisherRoutesNeedAToken(t *testing.T) {
 
 func TestAdminRoutesNeedTheAdminScope(t *testing.T) {
 	c := newAPIClient(t)
-	if code, _ := c.get("/api/admin/stats", mint(t, "user"), true); code != 403 {
+	if code, _ := c.get("/api/admin/stats", testfix.Token(t, jwtissuer.KindUser, ""), true); code != 403 {
 		t.Fatalf("non-admin: status %d, want 403", code)
 	}
-	code, body := c.get("/api/admin/stats", mint(t, "admin"), true)
+	code, body := c.get("/api/admin/stats", testfix.Token(t, jwtissuer.KindAdmin, ""), true)
 	if code != 200 || body["cities"].(float64) < 1000 {
 		t.Fatalf("admin: status %d %v", code, body)
 	}

@@ -134,7 +134,7 @@ func TestFaultS3StallsMidBackup(t *testing.T) {
 	j := testJob(t, 40000)
 	j.RedisAddr = ""
 	// Route the repository through the fault proxy.
-	ep, _ := url.Parse(strings.TrimPrefix(strings.SplitN(j.Repo.URL, "/"+testBucket, 2)[0], "s3:"))
+	ep, _ := url.Parse(strings.TrimPrefix(j.Repo.URL, "s3:"))
 	proxy := newFaultProxy(t, ep.Host)
 	j.Repo.StopGrace = 3 * time.Second
 	j.Repo.URL = strings.Replace(j.Repo.URL, ep.Host, proxy.Addr(), 1)

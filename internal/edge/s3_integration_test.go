@@ -2,47 +2,28 @@ package edge
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
-	"github.com/shtetl/zmanim-ops/internal/testenv"
+	"github.com/shtetl/zmanim-ops/internal/testfix"
 )
 
 // TestStaticOriginOnRealS3 serves a bucket on the twin's S3 server (versitygw) through the
 // edge: anonymous reads are refused there, so this proves the edge signs its origin requests
 // (origin access control), maps "/docs/" to docs/index.html and revalidates with S3's ETag.
 func TestStaticOriginOnRealS3(t *testing.T) {
-	endpoint := testenv.Require(t, testenv.S3Endpoint)
-	access := testenv.Require(t, testenv.S3AccessKey)
-	secret := testenv.Require(t, testenv.S3SecretKey)
+	fx := testfix.RequireS3(t)
+	endpoint, region, creds, cli := fx.Endpoint, fx.Region, fx.Credentials(), fx.Client
 	ctx := context.Background()
-	creds := credentials.NewStaticCredentialsProvider(access, secret, "")
-	region := s3Region(t)
-	cli := s3.New(s3.Options{BaseEndpoint: aws.String(endpoint), UsePathStyle: true, Region: region, Credentials: creds})
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	bucket := "zops-edge-test-" + hex.EncodeToString(b)
-	if _, err := cli.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		t.Fatalf("create bucket: %v", err)
-	}
+	bucket := fx.NewBucket(t, "zops-edge-test")
 	objects := map[string]string{"index.html": "<h1>home</h1>", "docs/index.html": "<h1>docs</h1>", "app.3f2a.js": "console.log(1)"}
-	t.Cleanup(func() {
-		for k := range objects {
-			_, _ = cli.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(k)})
-		}
-		_, _ = cli.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(bucket)})
-	})
 	for k, v := range objects {
 		if _, err := cli.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: strings.NewReader(v), ContentType: aws.String("text/html"), CacheControl: aws.String("max-age=300")}); err != nil {
 			t.Fatalf("put %s: %v", k, err)
@@ -112,12 +93,3 @@ func TestStaticOriginOnRealS3(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// s3Region is the region the S3 server signs for: $ZOPS_TEST_S3_REGION, else the twin
-// configuration's region (the twin runs versitygw with --region set to it).
-func s3Region(t *testing.T) string {
-	if r := os.Getenv("ZOPS_TEST_S3_REGION"); r != "" {
-		return r
-	}
-	return twinEnv(t).Region
-}

@@ -16,12 +16,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/jwtissuer"
 	"github.com/shtetl/zmanim-ops/internal/testenv"
+	"github.com/shtetl/zmanim-ops/internal/testfix"
 )
 
 // twinClient talks to the running twin's edge.
@@ -69,39 +70,6 @@ func (c *twinClient) get(base, path string, kv ...string) got {
 	return got{resp.StatusCode, resp.Header, string(b)}
 }
 
-// mint asks the twin's Clerk stand-in for a token; extra query parameters (sub, aud) are
-// passed along.
-func mint(t *testing.T, jwtURL, kind string, extra ...string) string {
-	t.Helper()
-	q := "kind=" + kind
-	for i := 0; i < len(extra); i += 2 {
-		q += "&" + extra[i] + "=" + extra[i+1]
-	}
-	resp, err := http.Post(strings.TrimSuffix(jwtURL, "/")+"/mint?"+q, "application/json", nil)
-	if err != nil {
-		t.Fatalf("mint %s: %v", kind, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
-		t.Fatalf("mint %s: %s %s", kind, resp.Status, b)
-	}
-	s := strings.TrimSpace(string(b))
-	if strings.HasPrefix(s, "{") {
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			t.Fatalf("mint %s: %v", kind, err)
-		}
-		for _, k := range []string{"token", "jwt", "access_token", "id_token"} {
-			if v, ok := m[k].(string); ok {
-				return v
-			}
-		}
-		t.Fatalf("mint %s: no token field in %s", kind, b)
-	}
-	return s
-}
-
 func jwtPart(t *testing.T, tok string, i int) map[string]any {
 	t.Helper()
 	parts := strings.Split(tok, ".")
@@ -139,7 +107,7 @@ func twinEnv(t *testing.T) *config.Env {
 // twin: client -> edge -> shield -> gateway (JWT, throttling) -> box.
 func TestTwinRequestPath(t *testing.T) {
 	edgeURL := strings.TrimSuffix(testenv.Require(t, testenv.EdgeURL), "/")
-	jwtURL := testenv.Require(t, testenv.JWTIssuerURL)
+	testenv.Require(t, testenv.JWTIssuerURL) // tokens come from it through testfix.Token
 	apiURL := strings.TrimSuffix(testenv.Require(t, testenv.APIURL), "/")
 	env := twinEnv(t)
 	ctx := context.Background()
@@ -207,9 +175,9 @@ func TestTwinRequestPath(t *testing.T) {
 
 	t.Run("JWT routes", func(t *testing.T) {
 		const route = "/api/publisher/profile"
-		alice := mint(t, jwtURL, "user", "sub", "user_alice")
-		bob := mint(t, jwtURL, "user", "sub", "user_bob")
-		expired := mint(t, jwtURL, "expired")
+		alice := testfix.Token(t, jwtissuer.KindUser, "user_alice")
+		bob := testfix.Token(t, jwtissuer.KindUser, "user_bob")
+		expired := testfix.Token(t, jwtissuer.KindExpired, "")
 		hdr, claims := jwtPart(t, alice, 0), jwtPart(t, alice, 1)
 		// forged: alice's claims with bob's signature
 		forged := reJWT(t, hdr, claims, strings.Split(bob, ".")[2])
@@ -224,7 +192,7 @@ func TestTwinRequestPath(t *testing.T) {
 			{"expired", "Bearer " + expired},
 			{"alg none", "Bearer " + none},
 		}
-		wrongAud := mint(t, jwtURL, "user", "aud", "not-zmanim-api")
+		wrongAud := testfix.TokenFor(t, jwtissuer.KindUser, "", "not-zmanim-api")
 		if a := jwtPart(t, wrongAud, 1)["aud"]; a == "not-zmanim-api" || (func() bool { l, ok := a.([]any); return ok && len(l) == 1 && l[0] == "not-zmanim-api" })() {
 			unauthorized = append(unauthorized, struct{ name, auth string }{"wrong audience", "Bearer " + wrongAud})
 		} else {
@@ -266,8 +234,8 @@ func TestTwinRequestPath(t *testing.T) {
 	})
 
 	t.Run("admin routes need the admin scope", func(t *testing.T) {
-		user := mint(t, jwtURL, "user")
-		admin := mint(t, jwtURL, "admin")
+		user := testfix.Token(t, jwtissuer.KindUser, "")
+		admin := testfix.Token(t, jwtissuer.KindAdmin, "")
 		if g := c.get(edgeURL, "/api/admin/stats", "Authorization", "Bearer "+user); g.status != 403 || !strings.Contains(g.body, `"Forbidden"`) {
 			t.Errorf("non-admin: %s; want 403 Forbidden", g)
 		}
@@ -277,11 +245,7 @@ func TestTwinRequestPath(t *testing.T) {
 	})
 
 	t.Run("docs index from the static bucket, then invalidation", func(t *testing.T) {
-		endpoint := testenv.Require(t, testenv.S3Endpoint)
-		cli := s3.New(s3.Options{
-			BaseEndpoint: aws.String(endpoint), UsePathStyle: true, Region: s3Region(t),
-			Credentials: credentials.NewStaticCredentialsProvider(testenv.Require(t, testenv.S3AccessKey), testenv.Require(t, testenv.S3SecretKey), ""),
-		})
+		cli := testfix.RequireS3(t).Client
 		put := func(marker string) {
 			_, err := cli.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(env.Buckets.Static), Key: aws.String("docs/index.html"), Body: strings.NewReader("<h1>" + marker + "</h1>"), ContentType: aws.String("text/html")})
 			if err != nil {

@@ -157,8 +157,17 @@ func (i *Issuer) Handler() http.Handler {
 
 // MintRemote asks a running issuer (the twin's, at baseURL) for a token of kind for sub.
 func MintRemote(ctx context.Context, baseURL, kind, sub string) (string, error) {
+	return MintRemoteFor(ctx, baseURL, kind, sub, "")
+}
+
+// MintRemoteFor is MintRemote with another audience ("" for the issuer's own), so tests can
+// check that a verifier refuses a token meant for someone else.
+func MintRemoteFor(ctx context.Context, baseURL, kind, sub, audience string) (string, error) {
 	q := url.Values{"kind": {kind}, "sub": {sub}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/mint?"+q.Encode(), nil)
+	if audience != "" {
+		q.Set("aud", audience)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(baseURL, "/")+"/mint?"+q.Encode(), nil)
 	if err != nil {
 		return "", err
 	}

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/migrate/checksum"
-	"github.com/shtetl/zmanim-ops/internal/migrate/pgtest"
 	"github.com/shtetl/zmanim-ops/internal/pgtool"
+	"github.com/shtetl/zmanim-ops/internal/testfix"
 )
 
 const e2eSchema = `
@@ -35,11 +35,11 @@ INSERT INTO audit SELECT now(), 'x' || g FROM generate_series(1, 100) g;
 `
 
 func TestDumpRestoreVerify(t *testing.T) {
-	srv := pgtest.Require(t)
+	srv := testfix.RequirePG(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	src := srv.NewDB(t, "src", "")
-	pgtest.ExecURL(t, src, e2eSchema)
+	testfix.ExecURL(t, src, e2eSchema)
 
 	// Dump as a role with a password: it can only authenticate through the pgpass file.
 	srv.Exec(t, `DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'zops_pw_test') THEN CREATE ROLE zops_pw_test LOGIN PASSWORD 'right-password'; END IF; END$$`)
@@ -90,7 +90,7 @@ func TestDumpRestoreVerify(t *testing.T) {
 	}
 
 	// One change on the target: verify fails with ErrDifferent and names the row.
-	pgtest.ExecURL(t, tgt, `UPDATE cities SET name = 'moved' WHERE id = 12345`)
+	testfix.ExecURL(t, tgt, `UPDATE cities SET name = 'moved' WHERE id = 12345`)
 	out.Reset()
 	_, err = RunVerify(ctx, VerifyOptions{SourceURL: src, TargetURL: tgt, ReportPath: report, Out: &out,
 		Checksum: checksum.Options{Parallel: 2}})
@@ -103,18 +103,18 @@ func TestDumpRestoreVerify(t *testing.T) {
 }
 
 func TestRestoreRefusesExtensionMismatch(t *testing.T) {
-	srv := pgtest.Require(t)
+	srv := testfix.RequirePG(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	src := srv.NewDB(t, "src", "")
-	pgtest.ExecURL(t, src, `CREATE EXTENSION postgis; CREATE TABLE p (id int PRIMARY KEY, g geometry)`)
+	testfix.ExecURL(t, src, `CREATE EXTENSION postgis; CREATE TABLE p (id int PRIMARY KEY, g geometry)`)
 	dir := filepath.Join(t.TempDir(), "dump")
 	var out bytes.Buffer
 	if _, err := Dump(ctx, DumpOptions{SourceURL: src, Dir: dir, Out: &out}); err != nil {
 		t.Fatalf("Dump: %v\n%s", err, out.String())
 	}
 	tgt := srv.NewDB(t, "tgt", "")
-	pgtest.ExecURL(t, tgt, `CREATE EXTENSION postgis; ALTER EXTENSION postgis UPDATE TO '3.3.2next'`)
+	testfix.ExecURL(t, tgt, `CREATE EXTENSION postgis; ALTER EXTENSION postgis UPDATE TO '3.3.2next'`)
 	err := Restore(ctx, RestoreOptions{TargetURL: tgt, Dir: dir, Out: &out})
 	if !errors.Is(err, ErrExtensionMismatch) || !strings.Contains(err.Error(), "postgis is installed at 3.3.2next") {
 		t.Fatalf("Restore: err %v, want ErrExtensionMismatch naming postgis", err)
@@ -133,11 +133,11 @@ func TestResolveURLs(t *testing.T) {
 }
 
 func TestDumpFailureLeavesNoPartialDump(t *testing.T) {
-	srv := pgtest.Require(t)
+	srv := testfix.RequirePG(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	src := srv.NewDB(t, "src", "")
-	pgtest.ExecURL(t, src, `CREATE TABLE secret (id int PRIMARY KEY); INSERT INTO secret VALUES (1)`)
+	testfix.ExecURL(t, src, `CREATE TABLE secret (id int PRIMARY KEY); INSERT INTO secret VALUES (1)`)
 	// A password, so the test works whether the server trusts loopback or asks (scram).
 	srv.Exec(t, `DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'zops_noread') THEN CREATE ROLE zops_noread LOGIN; END IF; END$$`)
 	srv.Exec(t, `ALTER ROLE zops_noread PASSWORD 'noread-pw'`)

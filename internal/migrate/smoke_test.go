@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shtetl/zmanim-ops/internal/migrate/pgtest"
 	"github.com/shtetl/zmanim-ops/internal/testenv"
+	"github.com/shtetl/zmanim-ops/internal/testfix"
 )
 
 func TestParseEndpoints(t *testing.T) {
@@ -71,7 +71,7 @@ func TestCompareResponses(t *testing.T) {
 // TestSmoke runs the reference API on a seeded database and on its copy: all endpoints agree;
 // after changing one city and one coverage row on the copy, the affected endpoints differ.
 func TestSmoke(t *testing.T) {
-	srv := pgtest.Require(t)
+	srv := testfix.RequirePG(t)
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if testenv.Required() {
 			t.Fatal("redis-server not installed (apt-get install redis-server)")
@@ -117,7 +117,7 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 
-	pgtest.ExecURL(t, tgt, `UPDATE cities SET name = 'Jerusalem (moved)' WHERE name = 'Jerusalem';
+	testfix.ExecURL(t, tgt, `UPDATE cities SET name = 'Jerusalem (moved)' WHERE name = 'Jerusalem';
 		DELETE FROM publisher_coverage WHERE (publisher_id, city_id) IN (SELECT publisher_id, city_id FROM publisher_coverage LIMIT 1)`)
 	out.Reset()
 	res, err = Smoke(ctx, SmokeOptions{SourceURL: src, TargetURL: tgt, Endpoints: eps, APIBinary: bin, Out: &out})

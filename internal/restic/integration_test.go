@@ -3,38 +3,24 @@ package restic
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/shtetl/zmanim-ops/internal/testenv"
+	"github.com/shtetl/zmanim-ops/internal/testfix"
 )
 
-// newRepo returns an uninitialised repository under a unique prefix of a test bucket on the
-// S3 server.
+// newRepo returns an uninitialised repository in a scratch bucket on the twin's S3 server.
 func newRepo(t *testing.T) *Repo {
 	t.Helper()
 	bin := testenv.Require(t, testenv.ResticBin)
-	ep := testenv.Require(t, testenv.S3Endpoint)
-	ak, sk := testenv.Require(t, testenv.S3AccessKey), testenv.Require(t, testenv.S3SecretKey)
-	c := s3.New(s3.Options{Region: testS3Region(), BaseEndpoint: aws.String(ep), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(ak, sk, "")})
-	if _, err := c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("zops-test-restic")}); err != nil &&
-		!strings.Contains(err.Error(), "BucketAlready") {
-		t.Fatalf("bucket: %v", err)
-	}
-	id := make([]byte, 4)
-	_, _ = rand.Read(id)
-	return &Repo{Bin: bin, URL: "s3:" + ep + "/zops-test-restic/" + hex.EncodeToString(id), Password: "pw-" + hex.EncodeToString(id),
-		Env: []string{"AWS_ACCESS_KEY_ID=" + ak, "AWS_SECRET_ACCESS_KEY=" + sk}, Options: []string{"s3.bucket-lookup=path"}}
+	s := testfix.RequireS3(t)
+	bucket := s.NewBucket(t, "zops-test-restic")
+	id := testfix.RandHex(4)
+	return &Repo{Bin: bin, URL: "s3:" + s.Endpoint + "/" + bucket + "/" + id, Password: "pw-" + id,
+		Env: s.Env(), Options: []string{"s3.bucket-lookup=path", "s3.region=" + s.Region}}
 }
 
 func TestRepoLifecycle(t *testing.T) {
@@ -90,12 +76,4 @@ func TestRepoLifecycle(t *testing.T) {
 	if _, err := bad.Snapshots(ctx, Filter{}); !errors.Is(err, ErrWrongPassword) {
 		t.Errorf("wrong password: err = %v", err)
 	}
-}
-
-// testS3Region is the region the S3 server checks signatures for (the twin's: eu-west-1).
-func testS3Region() string {
-	if r := os.Getenv(testenv.S3Region); r != "" {
-		return r
-	}
-	return "us-east-1"
 }

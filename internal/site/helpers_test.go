@@ -2,8 +2,6 @@ package site
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,53 +12,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/shtetl/zmanim-ops/internal/config"
-	"github.com/shtetl/zmanim-ops/internal/testenv"
+	"github.com/shtetl/zmanim-ops/internal/testfix"
 )
 
-// s3env returns the test S3 endpoint (real versitygw through testenv). The server checks the
-// signing region: it is ZOPS_TEST_S3_REGION, else the configured environment's (the twin
-// starts versitygw with it).
+// s3env returns the twin's S3 server (real versitygw, through testfix) as an Endpoint.
 func s3env(t *testing.T) Endpoint {
 	t.Helper()
-	ep := Endpoint{
-		URL:       testenv.Require(t, testenv.S3Endpoint),
-		AccessKey: testenv.Require(t, testenv.S3AccessKey),
-		SecretKey: testenv.Require(t, testenv.S3SecretKey),
-		Region:    os.Getenv("ZOPS_TEST_S3_REGION"),
-	}
-	if ep.Region == "" {
-		env, err := config.Load()
-		if err != nil {
-			t.Fatalf("load config for the S3 region: %v", err)
-		}
-		ep.Region = env.Region
-	}
-	return ep
+	s := testfix.RequireS3(t)
+	return Endpoint{URL: s.Endpoint, AccessKey: s.AccessKey, SecretKey: s.SecretKey, Region: s.Region}
 }
 
-// newBucket creates a fresh bucket and returns a store on it.
+// newBucket creates a scratch bucket (removed when the test ends) and returns a store on it.
 func newBucket(t *testing.T, ep Endpoint) (*S3Store, *s3.Client) {
 	t.Helper()
+	name := testfix.RequireS3(t).NewBucket(t, "site-test")
 	c := NewS3Client(ep)
-	b := make([]byte, 5)
-	rand.Read(b)
-	name := "site-test-" + hex.EncodeToString(b)
-	ctx := context.Background()
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		t.Fatalf("create bucket: %v", err)
-	}
-	t.Cleanup(func() {
-		st := NewS3Store(c, name, 8, nil)
-		if l, err := st.List(ctx); err == nil {
-			keys := make([]string, 0, len(l))
-			for k := range l {
-				keys = append(keys, k)
-			}
-			st.Delete(ctx, keys)
-		}
-		c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(name)})
-	})
 	return NewS3Store(c, name, 16, nil), c
 }
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/shtetl/zmanim-ops/internal/migrate/pgtest"
+	"github.com/shtetl/zmanim-ops/internal/testfix"
 )
 
 // fixtureSchema covers every kind of key and value the verifier must handle: bigserial,
@@ -88,10 +88,10 @@ ANALYZE;
 }
 
 // newFixture creates a source database holding the fixture for seed.
-func newFixture(t *testing.T, srv pgtest.Server, seed, rows int) string {
+func newFixture(t *testing.T, srv testfix.PGServer, seed, rows int) string {
 	t.Helper()
 	src := srv.NewDB(t, "src", "")
-	pgtest.ExecURL(t, src, fixtureSchema)
-	pgtest.ExecURL(t, src, fixtureData(seed, rows))
+	testfix.ExecURL(t, src, fixtureSchema)
+	testfix.ExecURL(t, src, fixtureData(seed, rows))
 	return src
 }

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shtetl/zmanim-ops/internal/migrate/pgtest"
 	"github.com/shtetl/zmanim-ops/internal/pgtool"
 	"github.com/shtetl/zmanim-ops/internal/testenv"
+	"github.com/shtetl/zmanim-ops/internal/testfix"
 )
 
 // small ranges and leaves so that the fixture exercises range planning and bisection.
@@ -89,7 +89,7 @@ func onlyDataDiffs(r Report) error {
 }
 
 func TestVerifyFaultInjection(t *testing.T) {
-	srv := pgtest.Require(t)
+	srv := testfix.RequirePG(t)
 	src := newFixture(t, srv, 1, 3000)
 
 	tests := []struct {
@@ -195,7 +195,7 @@ func TestVerifyFaultInjection(t *testing.T) {
 	targets := make([]string, len(tests))
 	for i, tt := range tests {
 		targets[i] = srv.NewDB(t, "tgt", src)
-		pgtest.ExecURL(t, targets[i], tt.mutate)
+		testfix.ExecURL(t, targets[i], tt.mutate)
 	}
 	for i, tt := range tests {
 		tgt := targets[i]
@@ -218,20 +218,20 @@ func TestVerifyFaultInjection(t *testing.T) {
 // target stores equal values differently (-0 for 0, 1.50 for 1.5, jsonb written in another
 // key order, rows inserted in another physical order).
 func TestVerifyIdentical(t *testing.T) {
-	srv := pgtest.Require(t)
+	srv := testfix.RequirePG(t)
 	for _, seed := range []int{1, 42, 97} {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
 			t.Parallel()
 			src := newFixture(t, srv, seed, 2000)
 			tgt := srv.NewDB(t, "tgt", src)
-			pgtest.ExecURL(t, tgt, `
+			testfix.ExecURL(t, tgt, `
 				UPDATE cities SET price = price * 1.00 WHERE id % 3 = 0;
 				UPDATE cities SET elevation = -elevation WHERE elevation = 0;
 				UPDATE cities SET info = (SELECT jsonb_object_agg(k, v) FROM (SELECT * FROM jsonb_each(info) ORDER BY key DESC) e(k, v)) WHERE id % 5 = 0;
 				UPDATE misc SET amounts[1] = -0::float8 WHERE amounts[1] = 0;
 				UPDATE misc SET iv = interval '24 hours' WHERE iv = interval '1 day';
 				CLUSTER cities USING cities_name_idx;`)
-			pgtest.ExecURL(t, tgt, `VACUUM FULL logs`)
+			testfix.ExecURL(t, tgt, `VACUUM FULL logs`)
 			for _, o := range []Options{testOpts, {}} {
 				rep := verify(t, src, tgt, o)
 				if !rep.Identical {
@@ -252,12 +252,12 @@ func TestVerifyIdentical(t *testing.T) {
 }
 
 func TestVerifyBadInput(t *testing.T) {
-	srv := pgtest.Require(t)
+	srv := testfix.RequirePG(t)
 	good := srv.NewDB(t, "ok", "")
 	srv.Exec(t, `DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'zops_pw_test') THEN CREATE ROLE zops_pw_test LOGIN PASSWORD 'right-password'; END IF; END$$`)
 	wrongPw := srv.Super
 	wrongPw.User, wrongPw.Password = "zops_pw_test", "wrong-password"
-	wrongPw = wrongPw.WithDatabase(pgtest.DBName(good))
+	wrongPw = wrongPw.WithDatabase(testfix.DBName(good))
 	missingDB := srv.Super.WithDatabase("zops_no_such_db")
 	tests := []struct {
 		name   string
@@ -299,7 +299,7 @@ func TestVerifyBadInput(t *testing.T) {
 // ICU en-US (where 'a' < 'B', unlike C): text keys then sort differently in the two databases,
 // which must neither move rows between ranges nor cause false differences.
 func TestVerifyAcrossCollations(t *testing.T) {
-	srv := pgtest.Require(t)
+	srv := testfix.RequirePG(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	src := newFixture(t, srv, 5, 1500)
@@ -311,7 +311,7 @@ func TestVerifyAcrossCollations(t *testing.T) {
 	if err := pgtool.Restore(ctx, pgtool.RestoreOptions{Conn: pgtool.MustParse(tgt), Dir: dir, Jobs: 2, ExitOnError: true}); err != nil {
 		t.Fatal(err)
 	}
-	pgtest.ExecURL(t, tgt, "ANALYZE")
+	testfix.ExecURL(t, tgt, "ANALYZE")
 	rep := verify(t, src, tgt, testOpts)
 	if !rep.Identical {
 		t.Fatalf("restore into an ICU database reported different:\n%s", text(rep))
@@ -323,7 +323,7 @@ func TestVerifyAcrossCollations(t *testing.T) {
 		t.Fatalf("no collation warning: %v", rep.Warnings)
 	}
 	// A change in a text-keyed row is still found exactly.
-	pgtest.ExecURL(t, tgt, `UPDATE codes SET label = 'x' WHERE code = 'B'`)
+	testfix.ExecURL(t, tgt, `UPDATE codes SET label = 'x' WHERE code = 'B'`)
 	rep = verify(t, src, tgt, testOpts)
 	if err := hasRow("public.codes", ChangeChanged, []string{"B"}, "label")(rep); err != nil || rep.Identical {
 		t.Fatalf("%v\n%s", err, text(rep))
@@ -333,12 +333,12 @@ func TestVerifyAcrossCollations(t *testing.T) {
 // TestVerifyInCDatabases runs with both databases in the C locale, where text keys keep their
 // own order (and index); a missing text-keyed row is still found.
 func TestVerifyInCDatabases(t *testing.T) {
-	srv := pgtest.Require(t)
+	srv := testfix.RequirePG(t)
 	src := srv.NewDBWith(t, "csrc", "TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'")
-	pgtest.ExecURL(t, src, fixtureSchema)
-	pgtest.ExecURL(t, src, fixtureData(3, 1500))
+	testfix.ExecURL(t, src, fixtureSchema)
+	testfix.ExecURL(t, src, fixtureData(3, 1500))
 	tgt := srv.NewDB(t, "ctgt", src)
-	pgtest.ExecURL(t, tgt, `DELETE FROM codes WHERE code = 'Z'`)
+	testfix.ExecURL(t, tgt, `DELETE FROM codes WHERE code = 'Z'`)
 	rep := verify(t, src, tgt, testOpts)
 	if err := hasRow("public.codes", ChangeMissing, []string{"Z"})(rep); err != nil || rep.Identical {
 		t.Fatalf("%v\n%s", err, text(rep))

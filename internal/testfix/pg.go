@@ -1,40 +1,36 @@
-// Package pgtest gives integration tests scratch PostgreSQL databases on the server named by
-// ZOPS_TEST_PG_URL (a superuser URL): each test creates uniquely named databases and drops
-// them when it ends.
-package pgtest
+package testfix
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/shtetl/zmanim-ops/internal/pgtool"
 	"github.com/shtetl/zmanim-ops/internal/testenv"
 )
 
-// Server is the test PostgreSQL server.
-type Server struct {
+// PGServer is the test PostgreSQL server named by ZOPS_TEST_PG_URL (a superuser URL).
+type PGServer struct {
 	Super pgtool.Conn // superuser connection to the maintenance database
 }
 
-// Require returns the test server, skipping (or failing in CI) when none is configured.
-func Require(t testing.TB) Server {
+// RequirePG returns the test server, skipping (or failing in CI) when none is configured.
+func RequirePG(t testing.TB) PGServer {
 	t.Helper()
 	raw := testenv.Require(t, testenv.PostgresURL)
 	c, err := pgtool.ParseURL(raw)
 	if err != nil {
 		t.Fatalf("%s: %v", testenv.PostgresURL, err)
 	}
-	return Server{Super: c}
+	return PGServer{Super: c}
 }
 
 // Exec runs SQL on the maintenance database.
-func (s Server) Exec(t testing.TB, sql string, args ...any) {
+func (s PGServer) Exec(t testing.TB, sql string, args ...any) {
 	t.Helper()
 	ExecURL(t, s.Super.URL(), sql, args...)
 }
@@ -54,9 +50,10 @@ func ExecURL(t testing.TB, url, sql string, args ...any) {
 	}
 }
 
-// NewDB creates an empty database (from template0, or from template when given) and returns
-// its URL; the database is dropped when the test ends.
-func (s Server) NewDB(t testing.TB, prefix, template string) string {
+// NewDB creates an empty database (from template0, or from the database of the URL template
+// when given) named zops_<prefix>_<random> and returns its URL; the database is dropped when
+// the test ends.
+func (s PGServer) NewDB(t testing.TB, prefix, template string) string {
 	t.Helper()
 	tpl := "template0"
 	if template != "" {
@@ -66,12 +63,17 @@ func (s Server) NewDB(t testing.TB, prefix, template string) string {
 }
 
 // NewDBWith is NewDB with the CREATE DATABASE options spelled out (e.g. a locale provider).
-func (s Server) NewDBWith(t testing.TB, prefix, options string) string {
+func (s PGServer) NewDBWith(t testing.TB, prefix, options string) string {
 	t.Helper()
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	name := fmt.Sprintf("zops_%s_%s", prefix, hex.EncodeToString(b))
+	name := fmt.Sprintf("zops_%s_%s", prefix, RandHex(5))
 	s.Exec(t, fmt.Sprintf("CREATE DATABASE %s %s", pgx.Identifier{name}.Sanitize(), options))
+	s.DropAtEnd(t, name)
+	return s.Super.WithDatabase(name).URL()
+}
+
+// DropAtEnd drops the database name (if it exists by then) when the test ends: for databases
+// the code under test creates next to a fixture's, such as a restore drill's.
+func (s PGServer) DropAtEnd(t testing.TB, name string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -85,7 +87,6 @@ func (s Server) NewDBWith(t testing.TB, prefix, options string) string {
 			t.Logf("drop %s: %v", name, err)
 		}
 	})
-	return s.Super.WithDatabase(name).URL()
 }
 
 // DBName returns the database name of a URL.
