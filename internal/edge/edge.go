@@ -2,7 +2,7 @@
 // config.Edge (behaviors by path pattern, cache policies, Origin Shield, the directory-index
 // viewer-request function, the default root object, the viewer protocol policy) in front of
 // the twin's API gateway and static bucket, and answers the CloudFront API calls the toolkit
-// makes (CreateInvalidation, GetInvalidation).
+// makes (CreateInvalidation, GetInvalidation, ListInvalidations).
 //
 // Two cache tiers stand for the edge location and Origin Shield. A request is answered by the
 // edge when it holds a fresh copy (X-Cache "Hit from cloudfront"), else by the shield ("Miss

@@ -1,6 +1,9 @@
 // Package jwtissuer is the local twin's stand-in for Clerk: an RS256 key pair kept in the
 // twin's state, the JWKS at /.well-known/jwks.json, and minting of test tokens (a normal
 // user, an admin, an expired one) at POST /mint. It only ever runs on loopback.
+//
+// MintRemote is the client of a running issuer (twin:token, tests through internal/testfix);
+// New over a fresh key gives a throwaway issuer (migrate:smoke).
 package jwtissuer
 
 import (

@@ -1,5 +1,7 @@
 // Package pgtool wraps the PostgreSQL client programs (pg_dump, pg_restore, psql) with typed
-// options, progress reporting and typed errors.
+// options, progress reporting and typed errors. It also finds a program of a wanted major
+// version (FindProgram) and runs PostgreSQL's server programs as the postgres user
+// (ServerUser, ChownTree).
 //
 // Credentials never appear on a command line: a connection URL is split into PG* environment
 // variables for the child process, and the password goes into a private pgpass file (mode 0600)
