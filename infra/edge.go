@@ -96,9 +96,10 @@ func NewEdgeStack(scope constructs.Construct, id string, props *EdgeStackProps) 
 	})
 	s.Stage = stage
 
-	// 7.7.2 + trap 1: a private integration through a VPC link to the box registered in Cloud Map;
-	// the gateway overwrites the origin-verify header with the secret from SSM on every request,
-	// so a client cannot supply or learn it, and the box refuses requests without it.
+	// 7.7.2 + trap 1: a private integration through a VPC link to the box registered in Cloud Map.
+	// The origin-verify header is not set here but by CloudFront (an origin custom header on the
+	// API origin, below) and passed through: a request sent to the execute-api endpoint directly
+	// reaches the box without the secret and is refused before any work (issue 14 finding 4).
 	link := awsapigatewayv2.NewVpcLink(stack, jsii.String("VpcLink"), &awsapigatewayv2.VpcLinkProps{
 		Vpc:            props.Network.Vpc,
 		Subnets:        &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC},
@@ -107,8 +108,7 @@ func NewEdgeStack(scope constructs.Construct, id string, props *EdgeStackProps) 
 	})
 	secret := awscdk.NewCfnDynamicReference(awscdk.CfnDynamicReferenceService_SSM, jsii.String(e.SSM(config.ParamOriginVerify))).ToString()
 	integration := awsapigatewayv2integrations.NewHttpServiceDiscoveryIntegration(jsii.String("Box"), props.Compute.BoxService, &awsapigatewayv2integrations.HttpServiceDiscoveryIntegrationProps{
-		VpcLink:          link,
-		ParameterMapping: awsapigatewayv2.NewParameterMapping().OverwriteHeader(jsii.String(e.API.OriginVerifyHeader), awsapigatewayv2.MappingValue_Custom(secret)),
+		VpcLink: link,
 	})
 
 	// 7.7.3: the Clerk JWT authorizers.
@@ -149,8 +149,13 @@ func NewEdgeStack(scope constructs.Construct, id string, props *EdgeStackProps) 
 	for _, o := range e.Edge.Origins {
 		switch o.Kind {
 		case config.OriginAPI:
+			headers := map[string]*string{}
+			for k, v := range e.OriginCustomHeaders(o, *secret) {
+				headers[k] = jsii.String(v)
+			}
 			origins[o.ID] = awscloudfrontorigins.NewHttpOrigin(apiDomain, &awscloudfrontorigins.HttpOriginProps{
 				OriginId:            jsii.String(o.ID),
+				CustomHeaders:       &headers,
 				ProtocolPolicy:      awscloudfront.OriginProtocolPolicy_HTTPS_ONLY,
 				OriginSslProtocols:  &[]awscloudfront.OriginSslPolicy{awscloudfront.OriginSslPolicy_TLS_V1_2},
 				OriginShieldEnabled: jsii.Bool(shield != ""),

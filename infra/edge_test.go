@@ -285,8 +285,7 @@ func TestStory7_7_1_HttpApi(t *testing.T) {
 }
 
 // 7.7.2 + trap 1: every route goes to the box through the VPC link (Cloud Map service of the
-// Compute stack), with the origin-verify header overwritten from SSM; the $default stage adds
-// no stage prefix to the backend path.
+// Compute stack); the $default stage adds no stage prefix to the backend path.
 func TestStory7_7_2_PrivateIntegrationWithOriginVerify_Trap1(t *testing.T) {
 	ints := res(PartEdge, "AWS::ApiGatewayV2::Integration")
 	if len(ints) == 0 {
@@ -297,9 +296,9 @@ func TestStory7_7_2_PrivateIntegrationWithOriginVerify_Trap1(t *testing.T) {
 		if p["IntegrationType"] != "HTTP_PROXY" || p["ConnectionType"] != "VPC_LINK" || !strings.Contains(js(p["IntegrationUri"]), "NamespaceBoxService") {
 			t.Errorf("%s: %v", id, js(p))
 		}
-		want := `{"overwrite:header.` + cfg.API.OriginVerifyHeader + `":"{{resolve:ssm:` + cfg.SSM(config.ParamOriginVerify) + `}}"}`
-		if js(p["RequestParameters"]) != want {
-			t.Errorf("%s: request parameters %s, want %s", id, js(p["RequestParameters"]), want)
+		// The gateway passes the origin-verify header through; CloudFront sets it (finding 4).
+		if strings.Contains(js(p["RequestParameters"]), cfg.API.OriginVerifyHeader) {
+			t.Errorf("%s: the gateway sets the origin-verify header itself: %s", id, js(p["RequestParameters"]))
 		}
 	}
 	has(t, PartEdge, "AWS::ApiGatewayV2::VpcLink", map[string]any{"SecurityGroupIds": assertions.Match_AnyValue(), "SubnetIds": assertions.Match_AnyValue()})
@@ -386,5 +385,36 @@ func TestStory7_8_3_AliasRecordsToCloudFront(t *testing.T) {
 	for _, typ := range []string{"A", "AAAA"} {
 		has(t, PartEdge, "AWS::Route53::RecordSet", map[string]any{"Name": cfg.Domain + ".", "Type": typ,
 			"AliasTarget": assertions.Match_ObjectLike(&map[string]any{"DNSName": map[string]any{"Fn::GetAtt": []any{distID, "DomainName"}}})})
+	}
+}
+
+// Finding 4 (issue 14): the execute-api endpoint was a way around CloudFront because the gateway
+// itself added the origin-verify secret. Now CloudFront adds it as a custom header of the API
+// origin only (from SSM, never in the template in clear), and no integration sets it, so a
+// request straight to the gateway reaches the box without it and is refused.
+func TestOriginVerifyComesFromCloudFrontNotTheGateway(t *testing.T) {
+	_, dist := one(t, PartEdge, "AWS::CloudFront::Distribution")
+	ref := "{{resolve:ssm:" + cfg.SSM(config.ParamOriginVerify) + "}}"
+	var apiOrigins int
+	for _, o := range asList(props(dist)["DistributionConfig"].(map[string]any)["Origins"]) {
+		m := o.(map[string]any)
+		hdrs := js(m["OriginCustomHeaders"])
+		if m["Id"] == config.OriginIDAPI {
+			apiOrigins++
+			want := `[{"HeaderName":"` + cfg.API.OriginVerifyHeader + `","HeaderValue":"` + ref + `"}]`
+			if hdrs != want {
+				t.Errorf("API origin custom headers %s, want %s", hdrs, want)
+			}
+		} else if strings.Contains(hdrs, cfg.API.OriginVerifyHeader) {
+			t.Errorf("origin %v carries the origin-verify secret: %s", m["Id"], hdrs)
+		}
+	}
+	if apiOrigins != 1 {
+		t.Fatalf("%d API origins", apiOrigins)
+	}
+	for id, r := range res(PartEdge, "AWS::ApiGatewayV2::Integration") {
+		if strings.Contains(js(props(r)), cfg.API.OriginVerifyHeader) || strings.Contains(js(props(r)), ref) {
+			t.Errorf("integration %s sets the origin-verify header: %s", id, js(props(r)))
+		}
 	}
 }

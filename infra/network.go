@@ -38,9 +38,9 @@ type NetworkStack struct {
 // over HTTP) or a private integration. We take the private one: an HTTP API VPC link (no charge)
 // whose interfaces sit in the public subnet with VpcLinkSG, resolving the box through a Cloud Map
 // HTTP namespace (cents a month, no load balancer). The box admits the API port only from
-// VpcLinkSG, nothing on 443, SSH only from the admin range; the gateway still injects the
-// origin-verify header and the box still checks it, so nothing inside the VPC can skip the JWT
-// authorizer either.
+// VpcLinkSG, nothing on 443, SSH only from the admin range; CloudFront adds the origin-verify
+// header (the gateway passes it through) and the box checks it, so neither the gateway's own
+// endpoint nor anything inside the VPC gets around the edge.
 func NewNetworkStack(scope constructs.Construct, id string, props *NetworkStackProps) *NetworkStack {
 	stack := awscdk.NewStack(scope, jsii.String(id), &props.StackProps)
 	e := props.Env

@@ -83,8 +83,11 @@ type API struct {
 	Authorizers map[string]JWTAuthorizer `yaml:"authorizers"`
 	Throttle    Throttle                 `yaml:"throttle"`
 	CORS        CORS                     `yaml:"cors"`
-	// OriginVerifyHeader is added by the gateway to every integration request with the secret
-	// from SSM (ParamOriginVerify); the box refuses requests without it (trap 1).
+	// OriginVerifyHeader carries the secret from SSM (ParamOriginVerify): CloudFront adds it to
+	// every request to the API origin (an origin custom header, replacing any viewer copy), API
+	// Gateway passes it through, and the box refuses requests without it. So neither the box
+	// (trap 1) nor the gateway's own execute-api endpoint (issue 14 finding 4) serves a request
+	// that did not come through CloudFront. See Env.OriginCustomHeaders.
 	OriginVerifyHeader string `yaml:"origin_verify_header"`
 	// AccessLogFormat is the $context-variable JSON written per request.
 	AccessLogFormat string `yaml:"access_log_format"`
@@ -533,4 +536,16 @@ func matchRoutePath(route, path string) (map[string]string, int, bool) {
 	}
 	// An exact-length match without a greedy parameter is the most specific kind.
 	return params, 10000 + score*100 + len(rs), true
+}
+
+// OriginCustomHeaders are the headers CloudFront adds to every request to origin o (origin
+// custom headers: CloudFront replaces a viewer's header of the same name). The API origin
+// carries API.OriginVerifyHeader with the origin-verify secret; API Gateway passes it through to
+// the box. Both renderings use this: the CDK distribution (with an SSM reference as secret) and
+// the twin's edge (with the twin's secret).
+func (e *Env) OriginCustomHeaders(o Origin, secret string) map[string]string {
+	if o.Kind != OriginAPI || e.API.OriginVerifyHeader == "" {
+		return nil
+	}
+	return map[string]string{e.API.OriginVerifyHeader: secret}
 }

@@ -70,6 +70,9 @@ type OriginTarget struct {
 	// S3 signs every origin request with SigV4, as CloudFront origin access control does; the
 	// S3 server refuses anonymous reads. Required for origins of kind s3.
 	S3 *S3Auth
+	// Headers are the origin's custom headers (config.Env.OriginCustomHeaders): set on every
+	// origin request, replacing a viewer's header of the same name, as CloudFront does.
+	Headers map[string]string
 }
 
 // S3Auth is the identity the edge reads the static bucket with.
@@ -112,9 +115,10 @@ type Options struct {
 }
 
 type origin struct {
-	id   string
-	base *url.URL
-	s3   *S3Auth
+	id      string
+	base    *url.URL
+	s3      *S3Auth
+	headers map[string]string
 }
 
 // Edge is an http.Handler for viewers; ControlHandler serves the CloudFront API subset.
@@ -160,7 +164,7 @@ func New(opts Options) (*Edge, error) {
 		if o.Kind == config.OriginS3 && (t.S3 == nil || t.S3.Credentials == nil || t.S3.Region == "") {
 			problems = append(problems, fmt.Sprintf("origin %q is an S3 bucket: give Options.Origins[%q].S3 a region and credentials (the bucket refuses anonymous reads, as with origin access control)", o.ID, o.ID))
 		}
-		origins[o.ID] = &origin{id: o.ID, base: u, s3: t.S3}
+		origins[o.ID] = &origin{id: o.ID, base: u, s3: t.S3, headers: t.Headers}
 	}
 	if err := opts.Latency.Validate(); err != nil {
 		problems = append(problems, "latency: "+err.Error())

@@ -104,6 +104,9 @@ func (e *Edge) originRequest(ctx context.Context, q *request, method string) (*h
 		}
 		req.Header.Set("User-Agent", "Amazon CloudFront")
 	}
+	for name, v := range q.origin.headers {
+		req.Header.Set(name, v)
+	}
 	req.Header.Set("Via", "1.1 "+e.opts.DomainName+" (CloudFront)")
 	req.Header.Set("X-Amz-Cf-Id", q.cfID)
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {

@@ -540,9 +540,16 @@ func TestTwinOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := TwinOptions(env, "AK", "SK")
+	o := TwinOptions(env, "AK", "SK", "edge-secret")
 	if o.Origins[config.OriginIDAPI].URL != "http://127.0.0.1:17073" || o.Origins[config.OriginIDStatic].URL != "http://127.0.0.1:17070/zmanim-static-local" {
 		t.Fatalf("origins %+v", o.Origins)
+	}
+	// CloudFront's origin custom header on the API origin only (issue 14 finding 4).
+	if h := o.Origins[config.OriginIDAPI].Headers; len(h) != 1 || h[env.API.OriginVerifyHeader] != "edge-secret" {
+		t.Fatalf("API origin headers %v", h)
+	}
+	if h := o.Origins[config.OriginIDStatic].Headers; len(h) != 0 {
+		t.Fatalf("static origin headers %v", h)
 	}
 	if _, err := New(o); err != nil {
 		t.Fatal(err)

@@ -42,8 +42,6 @@ type Options struct {
 	Config config.API
 	// BoxURL is the integration target (the box's API port), e.g. http://127.0.0.1:17080.
 	BoxURL string
-	// OriginVerifySecret is the value of Config.OriginVerifyHeader on integration requests.
-	OriginVerifySecret string
 
 	Logger    *slog.Logger // default discards
 	AccessLog io.Writer    // one JSON line per request in Config.AccessLogFormat; nil: none
@@ -83,9 +81,6 @@ func New(opts Options) (*Gateway, error) {
 	box, err := url.Parse(opts.BoxURL)
 	if err != nil || box.Scheme == "" || box.Host == "" {
 		problems = append(problems, fmt.Sprintf("box URL %q is not an absolute URL (e.g. http://127.0.0.1:17080)", opts.BoxURL))
-	}
-	if opts.OriginVerifySecret == "" {
-		problems = append(problems, "origin-verify secret is empty: the box would refuse every request; pass the value of the origin-verify-secret parameter")
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w:\n  - %s", ErrOptions, strings.Join(problems, "\n  - "))
@@ -236,15 +231,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.integrationState = rw.status
 }
 
-// rewrite builds the integration request: the path and query intact, the origin-verify
-// header set (a viewer's copy replaced), X-Forwarded-* as HTTP API sends them.
+// rewrite builds the integration request: the path and query intact, X-Forwarded-* as HTTP
+// API sends them. The origin-verify header passes through untouched: CloudFront adds it, so a
+// request sent straight to the gateway's own endpoint arrives at the box without it and is
+// refused there before any work (issue 14 finding 4; production's HTTP API does the same).
 func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(g.box)
 	pr.Out.URL.Path = pr.In.URL.Path
 	pr.Out.URL.RawPath = pr.In.URL.RawPath
 	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
-	pr.Out.Header.Del(g.cfg.OriginVerifyHeader)
-	pr.Out.Header.Set(g.cfg.OriginVerifyHeader, g.opts.OriginVerifySecret)
 	pr.SetXForwarded()
 	pr.Out.Header.Set("X-Forwarded-Proto", "https")
 	pr.Out.Header.Set("X-Forwarded-Port", "443")

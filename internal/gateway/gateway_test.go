@@ -169,7 +169,6 @@ func newFixture(t *testing.T, edit ...func(*config.API)) *fixture {
 	gw, err := New(Options{
 		Config:             api,
 		BoxURL:             f.box.URL,
-		OriginVerifySecret: secret,
 		AccessLog:          lockedBuf{f.logMu, f.logs},
 		KeyRefreshInterval: -1,
 		Now: func() time.Time {
@@ -187,7 +186,14 @@ func newFixture(t *testing.T, edit ...func(*config.API)) *fixture {
 	return f
 }
 
+// do sends a request as CloudFront does, with the origin-verify header (kv may replace or,
+// with an empty value, drop it); doDirect sends it as a client calling the gateway's own
+// endpoint would, without it.
 func (f *fixture) do(method, target string, kv ...string) *httptest.ResponseRecorder {
+	return f.doDirect(method, target, append([]string{"X-Origin-Verify", secret}, kv...)...)
+}
+
+func (f *fixture) doDirect(method, target string, kv ...string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, target, nil)
 	for i := 0; i < len(kv); i += 2 {
 		r.Header.Set(kv[i], kv[i+1])
@@ -381,7 +387,7 @@ func TestIntegrationRequest(t *testing.T) {
 		{"health route", "/health", "path=/health query="},
 	}
 	for _, tc := range tests {
-		w := f.do(http.MethodGet, tc.target, "X-Origin-Verify", "forged-by-viewer")
+		w := f.do(http.MethodGet, tc.target)
 		if w.Code != 200 || w.Body.String() != tc.wantBody {
 			t.Fatalf("%s: %d %q, want 200 %q", tc.name, w.Code, w.Body, tc.wantBody)
 		}
@@ -471,8 +477,7 @@ func TestNewRejects(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{"no secret", Options{Config: api, BoxURL: "http://127.0.0.1:1"}, "origin-verify secret is empty"},
-		{"no box", Options{Config: api, OriginVerifySecret: "x"}, "box URL"},
+		{"no box", Options{Config: api}, "box URL"},
 	}
 	for _, tc := range tests {
 		if _, err := New(tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -487,7 +492,7 @@ func TestTwinOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := TwinOptions(env, "secret")
+	o := TwinOptions(env)
 	if o.BoxURL != "http://127.0.0.1:17080" || o.Config.Authorizers[config.AuthorizerJWT].Issuer != "http://127.0.0.1:17072" {
 		t.Fatalf("options %+v", o)
 	}
@@ -549,5 +554,24 @@ func TestIssuerUnavailableAtStart(t *testing.T) {
 	f.iss.down.Store(false)
 	if w := f.do(http.MethodGet, "/api/publisher/me", "Authorization", tok); w.Code != 200 {
 		t.Fatalf("issuer back: %d %s, want 200", w.Code, w.Body)
+	}
+}
+
+// Finding 4 (issue 14): the gateway used to add the origin-verify secret itself, so anyone could
+// send uncached, database-heavy traffic to its execute-api endpoint around CloudFront. The
+// secret now comes from CloudFront (an origin custom header) and the gateway passes it through:
+// a request sent to the gateway directly, with no header or a guessed one, reaches the box
+// without the secret and is refused.
+func TestDirectRequestToGatewayIsRefusedWithoutTheEdgeSecret(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, kv := range [][]string{nil, {"X-Origin-Verify", "guessed"}} {
+		w := f.doDirect(http.MethodGet, "/api/cities?q=jer", kv...)
+		if w.Code != http.StatusForbidden {
+			t.Fatalf("direct request %v: %d %q, want 403", kv, w.Code, w.Body)
+		}
+		if got := f.last.Load().Header.Get("X-Origin-Verify"); got == secret {
+			t.Fatalf("the gateway supplied the secret itself")
+		}
 	}
 }

@@ -355,7 +355,8 @@ func (t *Twin) Status(ctx context.Context) []Health {
 	} else if err == nil {
 		api.Detail += "; box " + st.State + " " + st.LastError
 	}
-	gw := t.httpHealth(ctx, "gateway", p.Gateway, "/health", nil, 200)
+	// The gateway passes the origin-verify header through (CloudFront adds it): probe as the edge does.
+	gw := t.httpHealth(ctx, "gateway", p.Gateway, "/health", verify, 200)
 	gw.Version = "zops-twind (API Gateway HTTP API emulation)"
 	ed := t.httpHealth(ctx, "edge", p.Edge, "/health", nil, 200)
 	ed.Version = "zops-twind (CloudFront emulation, 2 tiers)"

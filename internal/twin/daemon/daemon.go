@@ -117,11 +117,10 @@ func Run(ctx context.Context, env *config.Env, unitsDir string) error {
 	}
 	defer accessLog.Close()
 	gw, err := gateway.New(gateway.Options{
-		Config:             env.API,
-		BoxURL:             "http://" + addr(p.Box),
-		OriginVerifySecret: sec.OriginVerify,
-		Logger:             logger.With("component", "gateway"),
-		AccessLog:          accessLog,
+		Config:    env.API,
+		BoxURL:    "http://" + addr(p.Box),
+		Logger:    logger.With("component", "gateway"),
+		AccessLog: accessLog,
 	})
 	if err != nil {
 		return err
@@ -131,7 +130,9 @@ func Run(ctx context.Context, env *config.Env, unitsDir string) error {
 	ed, err := edge.New(edge.Options{
 		Config: env.Edge,
 		Origins: map[string]edge.OriginTarget{
-			config.OriginIDAPI: {URL: "http://" + addr(p.Gateway)},
+			// CloudFront's origin custom header: the secret that proves a request came
+			// through the edge; the gateway passes it through to the box.
+			config.OriginIDAPI: {URL: "http://" + addr(p.Gateway), Headers: env.OriginCustomHeaders(config.Origin{ID: config.OriginIDAPI, Kind: config.OriginAPI}, sec.OriginVerify)},
 			config.OriginIDStatic: {
 				URL: "http://" + addr(p.S3) + "/" + env.Buckets.Static,
 				S3:  &edge.S3Auth{Region: env.Region, Credentials: credentials.NewStaticCredentialsProvider(sec.S3AccessKey, sec.S3SecretKey, "")},
