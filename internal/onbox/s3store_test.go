@@ -3,41 +3,22 @@ package onbox
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/shtetl/zmanim-ops/internal/testenv"
+	"github.com/shtetl/zmanim-ops/internal/testfix"
 )
 
 // TestS3StoreAgainstTheTwin checks the S3Store's conditional writes and its error mapping
 // (internal/awsx/awserr) against the twin's real S3 server (versitygw).
 func TestS3StoreAgainstTheTwin(t *testing.T) {
-	region := testenv.Require(t, testenv.S3Region)
-	client := s3.New(s3.Options{
-		Region: region, BaseEndpoint: aws.String(testenv.Require(t, testenv.S3Endpoint)), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(testenv.Require(t, testenv.S3AccessKey), testenv.Require(t, testenv.S3SecretKey), ""),
-	})
+	fx := testfix.RequireS3(t)
+	client := fx.Client
 	ctx := context.Background()
-	name := fmt.Sprintf("onbox-test-%d", time.Now().UnixNano())
-	if err := (&S3Store{Client: client, Name: name}).Check(ctx); !errors.Is(err, ErrNoBucket) {
+	if err := (&S3Store{Client: client, Name: "onbox-test-missing-" + testfix.RandHex(5)}).Check(ctx); !errors.Is(err, ErrNoBucket) {
 		t.Fatalf("Check on a missing bucket: %v, want ErrNoBucket", err)
 	}
-	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		t.Fatal(err)
-	}
+	name := fx.NewBucket(t, "onbox-test")
 	st := &S3Store{Client: client, Name: name}
-	t.Cleanup(func() {
-		keys, _ := st.List(context.WithoutCancel(ctx), "")
-		for _, k := range keys {
-			_ = st.Delete(context.WithoutCancel(ctx), k, Cond{})
-		}
-		_, _ = client.DeleteBucket(context.WithoutCancel(ctx), &s3.DeleteBucketInput{Bucket: aws.String(name)})
-	})
 	must(t, st.Check(ctx))
 	if _, _, err := st.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get of a missing key: %v, want ErrNotFound", err)
