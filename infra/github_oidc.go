@@ -47,13 +47,23 @@ const (
 	DutySite    = "site"
 	DutyInfra   = "infra"
 	DutyAmi     = "ami"
+	// DutyDiff is infra:diff on pull requests: read-only (it may assume only the CDK lookup
+	// role), because a pull request's code, workflow file included, is its author's.
+	DutyDiff = "diff"
 )
 
 // Duty is one job with its own role: the workflow file allowed to assume it and the refs that
 // workflow may run from (job_workflow_ref is "owner/repo/.github/workflows/FILE@REF").
 type Duty struct {
-	Name, Workflow, Ref string
+	Name, Workflow string
+	Refs           []string
+	// EnvSuffix names the GitHub environment the job must run in: the configuration
+	// environment's name plus this suffix ("" for prod itself).
+	EnvSuffix string
 }
+
+// GitHubEnvironment is the GitHub environment of duty d in configuration environment env.
+func (d Duty) GitHubEnvironment(env string) string { return env + d.EnvSuffix }
 
 // Duties lists every duty in a fixed order (outputs, tests).
 //
@@ -62,11 +72,16 @@ type Duty struct {
 // reviewers, deployment refs limited to protected v* tags and main) gate them; the environment
 // alone does not say which workflow runs, so job_workflow_ref pins each role to its workflow
 // file. A collaborator's new tag-triggered workflow, or a pull request, gets none of the roles.
+//
+// The refs follow the workflows' triggers (README, "GitHub Actions"): releases on vX.Y.Z tags,
+// images on vX.Y.Z-ami tags or by hand from main, site and infra deploys from main; the diff
+// role serves pull requests (refs/pull/N/merge) in its own environment without reviewers.
 var Duties = []Duty{
-	{DutyRelease, "release.yml", "refs/tags/v*"},
-	{DutySite, "site.yml", "refs/heads/main"},
-	{DutyInfra, "infra.yml", "refs/tags/v*"},
-	{DutyAmi, "ami.yml", "refs/heads/main"},
+	{Name: DutyRelease, Workflow: "release.yml", Refs: []string{"refs/tags/v*"}},
+	{Name: DutySite, Workflow: "site.yml", Refs: []string{"refs/heads/main"}},
+	{Name: DutyInfra, Workflow: "infra.yml", Refs: []string{"refs/heads/main"}},
+	{Name: DutyAmi, Workflow: "ami.yml", Refs: []string{"refs/heads/main", "refs/tags/v*-ami"}},
+	{Name: DutyDiff, Workflow: "infra.yml", Refs: []string{"refs/pull/*"}, EnvSuffix: "-diff"},
 }
 
 // AmiBuildTag is the tag the AMI pipeline must put on everything it launches and creates
@@ -104,16 +119,24 @@ func NewGithubOidcStack(scope constructs.Construct, id string, props *GithubOidc
 	}
 	s := &GithubOidcStack{Stack: stack, Roles: map[string]awsiam.Role{}}
 	for _, d := range Duties {
+		refs := make([]string, len(d.Refs))
+		for i, r := range d.Refs {
+			refs[i] = props.Repo + "/.github/workflows/" + d.Workflow + "@" + r
+		}
+		var workflowRef any = refs
+		if len(refs) == 1 {
+			workflowRef = refs[0]
+		}
 		s.Roles[d.Name] = awsiam.NewRole(stack, jsii.String(strings.TrimSuffix(DutyOutput(d.Name), "Arn")), &awsiam.RoleProps{
 			RoleName:    jsii.String(DutyRoleName(e.Name, d.Name)),
-			Description: jsii.String(fmt.Sprintf("GitHub Actions %s of %s in environment %s (.github/workflows/%s)", d.Name, props.Repo, e.Name, d.Workflow)),
+			Description: jsii.String(fmt.Sprintf("GitHub Actions %s of %s in environment %s (.github/workflows/%s)", d.Name, props.Repo, d.GitHubEnvironment(e.Name), d.Workflow)),
 			AssumedBy: awsiam.NewWebIdentityPrincipal(providerArn, &map[string]any{
 				"StringEquals": map[string]any{
 					GitHubIssuerHost + ":aud": GitHubAudience,
-					GitHubIssuerHost + ":sub": "repo:" + props.Repo + ":environment:" + e.Name,
+					GitHubIssuerHost + ":sub": "repo:" + props.Repo + ":environment:" + d.GitHubEnvironment(e.Name),
 				},
 				"StringLike": map[string]any{
-					GitHubIssuerHost + ":job_workflow_ref": props.Repo + "/.github/workflows/" + d.Workflow + "@" + d.Ref,
+					GitHubIssuerHost + ":job_workflow_ref": workflowRef,
 				},
 			}),
 			MaxSessionDuration: awscdk.Duration_Hours(jsii.Number(1)),
@@ -138,6 +161,12 @@ func NewGithubOidcStack(scope constructs.Construct, id string, props *GithubOidc
 	// account admin in effect.
 	allow(DutyInfra, "CdkBootstrapRoles", []string{"sts:AssumeRole", "sts:TagSession"},
 		[]string{fmt.Sprintf("arn:aws:iam::%s:role/cdk-hnb659fds-*-%s-*", account, account)}, nil)
+
+	// diff (mage infra:diff on pull requests): the CDK lookup role only, which reads the
+	// deployed templates (ReadOnlyAccess, KMS decryption denied); CDK falls back to it when the
+	// deploy role cannot be assumed.
+	allow(DutyDiff, "CdkLookupRole", []string{"sts:AssumeRole", "sts:TagSession"},
+		[]string{fmt.Sprintf("arn:aws:iam::%s:role/cdk-hnb659fds-lookup-role-%s-*", account, account)}, nil)
 
 	// release (mage release): its bucket, Run Command on the box only, the command results,
 	// and finding the box by its Name tag (DescribeInstances has no resource type).

@@ -92,6 +92,7 @@ func suppress(s *Stacks) {
 		DutyInfra:   "CDK deploys by assuming its bootstrap roles (cdk-hnb659fds-<kind>-<account>-<region>); only this role may",
 		DutyRelease: "releases write arbitrary version keys in the releases bucket only; command results are read by command id, which has no ARN; DescribeInstances has no resource type (region condition)",
 		DutySite:    "site sync writes arbitrary object keys in the static bucket only",
+		DutyDiff:    "infra:diff assumes the read-only CDK lookup role of this account in any bootstrapped region (cdk-hnb659fds-lookup-role-<account>-<region>)",
 		DutyAmi:     "image builds launch from any Amazon Linux image into the account's subnet; stop/terminate/image/deregister/delete and Run Command are limited to resources tagged " + AmiBuildTag + "=<env> (tag conditions); Describe* have no resource type (region condition); staged files live under " + AmiStagingPrefix,
 	}
 	for _, d := range Duties {
