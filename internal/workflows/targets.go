@@ -42,8 +42,9 @@ var Targets = map[string]Target{
 	"infra:diff":   {Env: []string{"ZOPS_ENV", "ZOPS_REGION", "ZOPS_ACCOUNT", "ZOPS_GITHUB_REPO", "ZOPS_HOSTED_ZONE_ID", "ZOPS_GITHUB_OIDC_PROVIDER_ARN"}},
 	"infra:deploy": {Env: []string{"ZOPS_ENV", "ZOPS_REGION", "ZOPS_ACCOUNT", "ZOPS_GITHUB_REPO", "ZOPS_HOSTED_ZONE_ID", "ZOPS_GITHUB_OIDC_PROVIDER_ARN", "ZOPS_DEPLOY_APPROVE"}, Exclusive: true},
 
-	// The image is built on EC2 and recorded in the AMI parameter; the version names it.
-	"ami":         {Env: []string{"ZOPS_ENV", "ZOPS_REGION", "ZOPS_VERSION"}, Exclusive: true},
+	// The image is built on EC2 and recorded in the AMI parameter. (Once the target documents
+	// how it names the image, add that setting, e.g. ZOPS_VERSION from the tag.)
+	"ami":         {Env: []string{"ZOPS_ENV", "ZOPS_REGION"}, Exclusive: true},
 	"ami:rollout": {Env: []string{"ZOPS_ENV", "ZOPS_REGION"}, Exclusive: true},
 
 	// From the runner against the production edge (no AWS access); the report directory is

@@ -116,12 +116,18 @@ func TestWorkflowsFailOn(t *testing.T) {
 		{"an access key id literal", "release.yml",
 			"          ZOPS_ENV: prod\n", "          ZOPS_ENV: prod\n          ZOPS_NOTE: " + fakeKeyID() + "\n",
 			"key", "a long-lived AWS key"},
+		{"a shellcheck finding", "ci.yml",
+			`run: sudo -E env "PATH=$PATH" .ci/run`, `run: cd $HOME/x && sudo -E env "PATH=$PATH" .ci/run`,
+			"actionlint:shellcheck", "SC2086"},
 		{"an actionlint finding", "release.yml",
 			"${{ github.ref_name }}", "${{ github.ref_nme }}",
 			"actionlint:expression", "ref_nme"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.rule == "actionlint:shellcheck" && c.Shellcheck == "" {
+				t.Skip("shellcheck not installed")
+			}
 			src := readWorkflow(t, tc.file)
 			if !strings.Contains(src, tc.old) {
 				t.Fatalf("%s no longer contains %q: update the case", tc.file, tc.old)
