@@ -418,3 +418,39 @@ func TestOriginVerifyComesFromCloudFrontNotTheGateway(t *testing.T) {
 		}
 	}
 }
+
+// Finding 5 (issue 14): the CloudFront Function answers 404 for the site deploy's own records
+// (/.zops/, config.SitePrivateDir), however percent-encoded (S3 decodes the key), as the twin's
+// edge does (internal/edge TestSiteRecordsAreNotServed).
+func TestDirectoryIndexFunctionHidesSiteRecords(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("ZOPS_REQUIRE_INTEGRATION") == "1" {
+			t.Fatal("node not found: the CloudFront Function test runs it (CDK needs Node too)")
+		}
+		t.Skip("node not installed")
+	}
+	if !strings.Contains(directoryIndexJS, "'/"+config.SitePrivateDir+"/'") {
+		t.Fatalf("the function does not name /%s/", config.SitePrivateDir)
+	}
+	cases := map[string]string{
+		"/.zops/site-manifest.json":   "404",
+		"/%2Ezops/site-manifest.json": "404",
+		"/%2ezops/lock.json":          "404",
+		"/.zops":                      "404",
+		"/.zops/":                     "404",
+		"/.zopsy/x.js":                "/.zopsy/x.js",
+		"/docs/":                      "/docs/index.html",
+		"/%E0%A4%A":                   "400",
+	}
+	for in, want := range cases {
+		prog := directoryIndexJS + "\nvar r = handler({request: {uri: " + js(in) + "}}); process.stdout.write(r.statusCode ? String(r.statusCode) : r.uri);"
+		out, err := exec.Command(node, "-e", prog).Output()
+		if err != nil {
+			t.Fatalf("node: %v", err)
+		}
+		if string(out) != want {
+			t.Errorf("%s -> %s, want %s", in, out, want)
+		}
+	}
+}

@@ -106,6 +106,16 @@ func NewStorageStack(scope constructs.Construct, id string, props *StorageStackP
 		Resources:  jsii.Strings(*s.Static.ArnForObjects(jsii.String("*"))),
 		Conditions: &map[string]any{"StringEquals": map[string]any{"AWS:SourceArn": props.DistributionArn}},
 	}))
+	// The deploy's own records (manifest, lock, pending invalidations) are not part of the site:
+	// the directory-index function already answers 404 for them; this holds even for a
+	// behavior without the function.
+	s.Static.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudFrontNeverReadsSiteRecords"),
+		Effect:     awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudfront.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("s3:GetObject"),
+		Resources:  jsii.Strings(*s.Static.ArnForObjects(jsii.String(config.SitePrivateDir + "/*"))),
+	}))
 	for _, b := range []struct {
 		id string
 		b  awss3.Bucket

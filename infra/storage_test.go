@@ -167,3 +167,21 @@ func TestBackupsBucketVersionedAndBoxCannotDestroyHistory(t *testing.T) {
 		t.Errorf("backups bucket policy has no deny for the box role: %s", js(stmts))
 	}
 }
+
+// Finding 5 (issue 14): CloudFront may not read the site deploy's records from the bucket.
+func TestStaticBucketDeniesCloudFrontTheSiteRecords(t *testing.T) {
+	for _, p := range res(PartStorage, "AWS::S3::BucketPolicy") {
+		if !strings.Contains(js(props(p)["Bucket"]), "Static") {
+			continue
+		}
+		for _, s := range asList(props(p)["PolicyDocument"].(map[string]any)["Statement"]) {
+			m := s.(map[string]any)
+			if m["Effect"] == "Deny" && strings.Contains(js(m["Principal"]), "cloudfront.amazonaws.com") &&
+				js(m["Action"]) == `"s3:GetObject"` && strings.Contains(js(m["Resource"]), "/"+config.SitePrivateDir+"/*") {
+				return
+			}
+		}
+		t.Fatalf("static bucket policy lets CloudFront read /%s/", config.SitePrivateDir)
+	}
+	t.Fatal("no static bucket policy")
+}

@@ -63,11 +63,15 @@ func (a *app) health(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	out := map[string]string{"status": "ok", "version": version, "commit": commit, "db": "ok", "redis": "ok"}
 	status := http.StatusOK
+	// /health is public: a driver error names the user, database and address, so the answer
+	// says only which dependency failed and the detail goes to the log.
 	if err := a.db.Ping(ctx); err != nil {
-		out["db"], out["status"], status = err.Error(), "degraded", http.StatusServiceUnavailable
+		slog.Error("health: database unreachable", "err", err.Error())
+		out["db"], out["status"], status = "error", "degraded", http.StatusServiceUnavailable
 	}
 	if err := a.redis.Ping(ctx).Err(); err != nil {
-		out["redis"], out["status"], status = err.Error(), "degraded", http.StatusServiceUnavailable
+		slog.Error("health: redis unreachable", "err", err.Error())
+		out["redis"], out["status"], status = "error", "degraded", http.StatusServiceUnavailable
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, status, out)

@@ -38,9 +38,14 @@ type Origin struct {
 	Kind string `yaml:"kind"` // api | s3
 }
 
+// SitePrivateDir holds the site deploy's own records in the static bucket (manifest, lock,
+// pending invalidations). They are not part of the site: the directory-index function answers
+// 404 for /SitePrivateDir and everything below it, so the edge never serves them.
+const SitePrivateDir = ".zops"
+
 // Viewer-request functions the edge knows.
 const (
-	FunctionDirectoryIndex = "directory-index" // "/docs/" -> "/docs/index.html", "/docs" -> "/docs/index.html"
+	FunctionDirectoryIndex = "directory-index" // "/docs/" -> "/docs/index.html", "/docs" -> "/docs/index.html"; 404 for SitePrivateDir
 )
 
 // Behavior routes a path pattern to an origin with a cache policy.

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -97,6 +98,14 @@ func (e *Edge) serve(w http.ResponseWriter, r *http.Request, proto string) {
 		uri = "/" + strings.TrimPrefix(e.cfg.DefaultRootObject, "/")
 	}
 	if b.ViewerRequestFunction == config.FunctionDirectoryIndex {
+		if SitePrivate(uri) {
+			// The function's own response, as CloudFront labels one; the bucket is not asked.
+			h.Set("X-Cache", "FunctionGeneratedResponse from cloudfront")
+			h.Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, "Not Found\n")
+			return
+		}
 		uri = DirectoryIndex(uri)
 	}
 	q.behavior, q.uri = b, uri

@@ -97,7 +97,7 @@ func newFixture(t *testing.T) *fixture {
 			fmt.Fprint(w, "<Error><Code>AccessDenied</Code></Error>")
 			return
 		}
-		files := map[string]string{"/site/index.html": "home", "/site/docs/index.html": "docs index", "/site/app.js": "js"}
+		files := map[string]string{"/site/index.html": "home", "/site/docs/index.html": "docs index", "/site/app.js": "js", "/site/.zops/site-manifest.json": `{"files":{}}`}
 		body, ok := files[r.URL.Path]
 		if !ok {
 			w.WriteHeader(http.StatusNotFound)
@@ -642,5 +642,27 @@ func TestRegionsHaveTheirOwnEdgeCache(t *testing.T) {
 		if r.Header.Get(TierHeader) != s.tier || r.Header.Get("X-Cache") != s.xcache {
 			t.Fatalf("step %d (%s): tier %q %q, want %q %q", i, s.region, r.Header.Get(TierHeader), r.Header.Get("X-Cache"), s.tier, s.xcache)
 		}
+	}
+}
+
+// Finding 5 (issue 14): the static bucket holds the deploy's own records under .zops/ (the site
+// manifest: every file with its hash and deploy time). The viewer-request function answers 404
+// for that prefix, however the path is spelled, and the bucket is never asked.
+func TestSiteRecordsAreNotServed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, p := range []string{"/.zops/site-manifest.json", "/%2Ezops/site-manifest.json", "/%2ezops/site-manifest.json", "/.zops/", "/.zops"} {
+		before := f.staticHits.Load()
+		r := f.get(t, p)
+		b := body(t, r)
+		if r.StatusCode != http.StatusNotFound || strings.Contains(b, "files") {
+			t.Fatalf("%s: %d %q, want 404 without the manifest", p, r.StatusCode, b)
+		}
+		if f.staticHits.Load() != before {
+			t.Fatalf("%s reached the bucket", p)
+		}
+	}
+	if r := f.get(t, "/app.js"); r.StatusCode != 200 {
+		t.Fatalf("/app.js: %d", r.StatusCode)
 	}
 }

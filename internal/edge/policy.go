@@ -188,6 +188,13 @@ func PolicyQuery(p config.CachePolicy, raw string) string {
 	}
 }
 
+// SitePrivate reports whether uri (decoded) names the site deploy's own records
+// (config.SitePrivateDir), which the directory-index function answers with 404.
+func SitePrivate(uri string) bool {
+	p := "/" + config.SitePrivateDir
+	return uri == p || strings.HasPrefix(uri, p+"/")
+}
+
 // DirectoryIndex is the viewer-request function for static sites behind an S3 REST origin
 // (trap 5): "/docs/" becomes "/docs/index.html", and "/docs" becomes "/docs/index.html" when
 // its last segment has no file extension.

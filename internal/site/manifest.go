@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/config"
 )
 
 // The manifest is what makes a sync cheap: one GET gives the content hash, size, ETag and
@@ -12,7 +14,8 @@ import (
 // written after every page is uploaded and read before anything else; each entry is verified
 // against the listing, so a stale or tampered manifest costs uploads, never a wrong skip.
 const (
-	manifestDir = ".zops"
+	// manifestDir is where the deploy's own records live; the edge never serves it.
+	manifestDir = config.SitePrivateDir
 	// ManifestKey is the object holding the deploy manifest.
 	ManifestKey     = manifestDir + "/site-manifest.json"
 	manifestVersion = 1
