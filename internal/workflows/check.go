@@ -26,7 +26,7 @@ import (
 type Problem struct {
 	File string
 	Line int
-	Rule string // actionlint:<kind>, pin, mage, env, concurrency, permissions, environment, key
+	Rule string // actionlint:<kind>, pin, mage, env, concurrency, permissions, environment, shell, key
 	Msg  string
 }
 
@@ -123,6 +123,13 @@ func (c Checker) Check(name string, src []byte) ([]Problem, error) {
 
 	for _, id := range sortedJobs(w) {
 		j := w.Jobs[id]
+		// GitHub's default shell is `bash -e`, without pipefail: `mage x | tee log` would pass
+		// with mage failing. An explicit `shell: bash` runs `bash -eo pipefail`.
+		for _, st := range j.Steps {
+			if ex, ok := st.Exec.(*actionlint.ExecRun); ok && runShell(w, j, ex) != "bash" {
+				add(st.Pos.Line, "shell", "job %s: a run: step without `shell: bash` (set it in `defaults: run:`) runs without pipefail, so a failing command in a pipe passes", id)
+			}
+		}
 		env := map[string]string{}
 		mergeEnv(env, w.Env)
 		mergeEnv(env, j.Env)
@@ -314,6 +321,23 @@ func isShellOperator(s string) bool {
 		}
 	}
 	return strings.HasSuffix(s, ";")
+}
+
+// runShell is the shell a run: step uses: its own, the job's default, the workflow's default.
+func runShell(w *actionlint.Workflow, j *actionlint.Job, ex *actionlint.ExecRun) string {
+	for _, sh := range []*actionlint.String{ex.Shell, defaultShell(j.Defaults), defaultShell(w.Defaults)} {
+		if sh != nil {
+			return sh.Value
+		}
+	}
+	return ""
+}
+
+func defaultShell(d *actionlint.Defaults) *actionlint.String {
+	if d == nil || d.Run == nil {
+		return nil
+	}
+	return d.Run.Shell
 }
 
 func mergeEnv(dst map[string]string, e *actionlint.Env) {
