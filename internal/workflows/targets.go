@@ -25,8 +25,12 @@ type Target struct {
 // settings. Every name in Env must be an option the target documents (its doc comment in
 // magefiles/) or a configuration override (internal/config); a test checks that.
 var Targets = map[string]Target{
-	// The README's test command; ci runs it through .ci/run against the local twin.
-	"test": {},
+	// Local targets ci may run against the twin on the runner: no prod settings. ci runs the
+	// README's test command through .ci/run; ami:local builds and boots the box root (issue 13).
+	"test":        {},
+	"ami:local":   {},
+	"twin:up":     {},
+	"twin:status": {},
 
 	// Finds the box by its Name tag (no instance variable to go stale after an AMI rollout);
 	// the version is the tag.
