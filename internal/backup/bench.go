@@ -34,7 +34,10 @@ type BenchOptions struct {
 	// Explicit test components (ZOPS_TEST_*, internal/testenv); without PGURL and S3Endpoint
 	// the bench uses the configured environment (the twin).
 	PGURL, S3Endpoint, S3AccessKey, S3SecretKey, Restic string
-	Overrides                                           Overrides
+	// S3Region is the region the S3 server checks signatures for (the twin's versitygw:
+	// the configured region); default us-east-1.
+	S3Region  string
+	Overrides Overrides
 }
 
 // BenchDB is the bench database, created on the configured server.
@@ -62,9 +65,12 @@ func benchSetup(ctx context.Context, o BenchOptions, out io.Writer) (*benchEnv, 
 				return nil, err
 			}
 		}
-		ak, sk := o.S3AccessKey, o.S3SecretKey
+		ak, sk, region := o.S3AccessKey, o.S3SecretKey, o.S3Region
+		if region == "" {
+			region = "us-east-1"
+		}
 		bucket := "zops-test-backup"
-		cl := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(ep), UsePathStyle: true,
+		cl := s3.New(s3.Options{Region: region, BaseEndpoint: aws.String(ep), UsePathStyle: true,
 			Credentials: credentials.NewStaticCredentialsProvider(ak, sk, "")})
 		if _, err := cl.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil && !strings.Contains(err.Error(), "BucketAlready") {
 			return nil, fmt.Errorf("bench bucket: %w", err)
@@ -74,7 +80,7 @@ func benchSetup(ctx context.Context, o BenchOptions, out io.Writer) (*benchEnv, 
 			return nil, err
 		}
 		j := &Job{
-			Repo: &restic.Repo{Bin: bin, Password: "bench-" + prefix, Options: []string{"s3.bucket-lookup=path", "s3.region=us-east-1"},
+			Repo: &restic.Repo{Bin: bin, Password: "bench-" + prefix, Options: []string{"s3.bucket-lookup=path", "s3.region=" + region},
 				Env: []string{"AWS_ACCESS_KEY_ID=" + ak, "AWS_SECRET_ACCESS_KEY=" + sk}},
 			PG: conn.WithDatabase(BenchDB), Host: "bench", KeepDaily: 7, MinDumpBytes: 4 << 10, Log: out,
 		}

@@ -269,7 +269,7 @@ func ReadBenchOptions(r *opts.Reader) BenchOptions {
 		Rows: r.PositiveInt("ZOPS_BENCH_ROWS", 0), Runs: r.PositiveInt("ZOPS_BENCH_RUNS", 0), Keep: r.Bool("ZOPS_BENCH_KEEP", false),
 		PGURL: r.String("ZOPS_TEST_PG_URL", ""), S3Endpoint: r.String("ZOPS_TEST_S3_ENDPOINT", ""),
 		S3AccessKey: r.String("ZOPS_TEST_S3_ACCESS_KEY", ""), S3SecretKey: r.String("ZOPS_TEST_S3_SECRET_KEY", ""),
-		Restic: r.String("ZOPS_TEST_RESTIC", ""), Overrides: ReadOptions(r).Overrides,
+		S3Region: r.String("ZOPS_TEST_S3_REGION", ""), Restic: r.String("ZOPS_TEST_RESTIC", ""), Overrides: ReadOptions(r).Overrides,
 	}
 }
 
