@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 
 	"github.com/shtetl/zmanim-ops/internal/fresh"
 )
@@ -18,5 +19,5 @@ import (
 // ZOPS_FRESH_DIR (where the root goes), ZOPS_FRESH_REPO and ZOPS_FRESH_BRANCH (what is
 // cloned; default this repository's main).
 func (Bench) Fresh(ctx context.Context) error {
-	return fresh.Bench(ctx)
+	return fresh.BenchTarget(ctx, os.Stdout)
 }

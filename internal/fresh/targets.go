@@ -3,44 +3,56 @@ package fresh
 import (
 	"context"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"strings"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/deps"
+	"github.com/shtetl/zmanim-ops/internal/opts"
 	"github.com/shtetl/zmanim-ops/internal/tools"
 )
 
-// Bench is `go tool mage bench:fresh`: options from the environment, the figures as the last
-// line; a command that failed in the root fails the target after that line.
-func Bench(ctx context.Context) error {
+// ReadOptions reads bench:fresh's options: ZOPS_FRESH_REPO, ZOPS_FRESH_BRANCH, ZOPS_FRESH_DIR,
+// ZOPS_FRESH_ONLY (release: the quick mode), ZOPS_FRESH_KEEP.
+func ReadOptions(r *opts.Reader) Options {
+	o := Options{
+		Repo:     r.String("ZOPS_FRESH_REPO", ""),
+		Branch:   r.String("ZOPS_FRESH_BRANCH", ""),
+		WorkDir:  r.String("ZOPS_FRESH_DIR", ""),
+		Only:     r.String("ZOPS_FRESH_ONLY", ""),
+		Keep:     r.Bool("ZOPS_FRESH_KEEP", false),
+		CacheDir: filepath.Join(tools.CacheDir(), "fresh"),
+	}
+	if o.Only != "" && o.Only != "release" {
+		r.Problem("ZOPS_FRESH_ONLY", o.Only, "the only quick mode is release")
+	}
+	return o
+}
+
+// BenchTarget is `go tool mage bench:fresh`: options from the environment, the figures as the
+// last line; a command that failed in the root fails the target after that line.
+func BenchTarget(ctx context.Context, out io.Writer) error {
+	r := opts.New()
+	o := ReadOptions(r)
+	if err := r.Err(); err != nil {
+		return err
+	}
 	if err := deps.Ensure(ctx, "bench:fresh"); err != nil {
 		return err
 	}
-	o := Options{
-		Repo:     os.Getenv("ZOPS_FRESH_REPO"),
-		Branch:   os.Getenv("ZOPS_FRESH_BRANCH"),
-		WorkDir:  os.Getenv("ZOPS_FRESH_DIR"),
-		Only:     os.Getenv("ZOPS_FRESH_ONLY"),
-		Keep:     os.Getenv("ZOPS_FRESH_KEEP") == "1",
-		CacheDir: filepath.Join(tools.CacheDir(), "fresh"),
-		Out:      os.Stdout,
-	}
+	o.Out = out
 	if o.Repo == "" {
 		o.Repo = config.RepoRoot()
-	}
-	if o.Only != "" && o.Only != "release" {
-		return fmt.Errorf("ZOPS_FRESH_ONLY=%q: the only quick mode is release", o.Only)
 	}
 	res, err := Run(ctx, o)
 	if err != nil {
 		return err
 	}
 	for _, t := range res.FailedTests {
-		fmt.Println("fresh: failed:", t)
+		fmt.Fprintln(out, "fresh: failed:", t)
 	}
-	fmt.Println(res.Line())
+	fmt.Fprintln(out, res.Line())
 	var bad []string
 	if res.ReleaseExit != 0 {
 		bad = append(bad, fmt.Sprintf("`%s` exited %d", Commands[0], res.ReleaseExit))

@@ -39,9 +39,6 @@ func (a App) withDefaults() App {
 	if a.Root == "" {
 		a.Root = config.RepoRoot()
 	}
-	if a.Env == "" {
-		a.Env = os.Getenv("ZOPS_ENV")
-	}
 	if a.Env == "" || a.Env == "local" {
 		a.Env = "prod" // the stacks describe AWS; the twin has nothing to synthesize
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
@@ -20,18 +19,25 @@ type TargetOptions struct {
 	SkipTests bool   // ZOPS_INFRA_SKIP_TESTS=1: infra:check runs only cdk-nag and the budget
 	Approve   bool   // ZOPS_DEPLOY_APPROVE=1: deploy without asking about security changes (CI)
 	Stacks    string // ZOPS_STACKS: deploy/diff only these (space-separated names or globs)
+	Prices    string // ZOPS_PRICES: the price table infra:prices starts from
 }
 
-// TargetOptionsFromEnv reads the ZOPS_* options.
-func TargetOptionsFromEnv() TargetOptions {
-	b := func(k string) bool { v, _ := strconv.ParseBool(os.Getenv(k)); return v }
+// ReadOptions reads the infra targets' ZOPS_* options.
+func ReadOptions(r *opts.Reader) TargetOptions {
 	return TargetOptions{
-		Env:       os.Getenv("ZOPS_ENV"),
-		OutDir:    os.Getenv("ZOPS_INFRA_OUT"),
-		SkipTests: b("ZOPS_INFRA_SKIP_TESTS"),
-		Approve:   b("ZOPS_DEPLOY_APPROVE"),
-		Stacks:    os.Getenv("ZOPS_STACKS"),
+		Env:       r.String("ZOPS_ENV", ""),
+		OutDir:    r.String("ZOPS_INFRA_OUT", ""),
+		SkipTests: r.Bool("ZOPS_INFRA_SKIP_TESTS", false),
+		Approve:   r.Bool("ZOPS_DEPLOY_APPROVE", false),
+		Stacks:    r.String("ZOPS_STACKS", ""),
+		Prices:    r.String("ZOPS_PRICES", ""),
 	}
+}
+
+func readOptions() (TargetOptions, error) {
+	r := opts.New()
+	o := ReadOptions(r)
+	return o, r.Err()
 }
 
 func (o TargetOptions) app(w io.Writer) App {
@@ -40,29 +46,39 @@ func (o TargetOptions) app(w io.Writer) App {
 
 // SynthTarget is infra:synth.
 func SynthTarget(ctx context.Context, w io.Writer) error {
-	return TargetOptionsFromEnv().app(w).Synth(ctx, SynthOptions{})
+	o, err := readOptions()
+	if err != nil {
+		return err
+	}
+	return o.app(w).Synth(ctx, SynthOptions{})
 }
 
 // CostTarget is infra:cost: every line, the variants and the gate's verdict (cost.Estimate.Write).
 func CostTarget(ctx context.Context, w io.Writer) error {
-	return TargetOptionsFromEnv().app(w).Synth(ctx, SynthOptions{Cost: true})
+	o, err := readOptions()
+	if err != nil {
+		return err
+	}
+	return o.app(w).Synth(ctx, SynthOptions{Cost: true})
 }
 
 // PricesTarget is infra:prices: a new dated price table from the AWS Price List Query API.
 func PricesTarget(ctx context.Context, w io.Writer) error {
-	r := opts.New()
-	o := PricesOptions{Env: r.String("ZOPS_ENV", ""), Base: r.String("ZOPS_PRICES", "")}
-	if err := r.Err(); err != nil {
+	o, err := readOptions()
+	if err != nil {
 		return err
 	}
-	_, err := RefreshPrices(ctx, w, o)
+	_, err = RefreshPrices(ctx, w, PricesOptions{Env: o.Env, Base: o.Prices})
 	return err
 }
 
 // CheckTarget is infra:check: cdk-nag AwsSolutions with zero unsuppressed errors, the budget,
 // and the infra assertion tests.
 func CheckTarget(ctx context.Context, w io.Writer) error {
-	o := TargetOptionsFromEnv()
+	o, err := readOptions()
+	if err != nil {
+		return err
+	}
 	a := o.app(w)
 	if err := a.Synth(ctx, SynthOptions{Nag: true}); err != nil {
 		return err
@@ -88,7 +104,10 @@ func DiffTarget(ctx context.Context, w io.Writer) error {
 
 // DeployTarget is infra:deploy: every stack (or ZOPS_STACKS) in dependency order.
 func DeployTarget(ctx context.Context, w io.Writer) error {
-	o := TargetOptionsFromEnv()
+	o, err := readOptions()
+	if err != nil {
+		return err
+	}
 	return withCDK(ctx, w, func(c CDK, asm string, stacks []string) error {
 		approval := "broadening" // ask before widening IAM or security groups
 		if o.Approve {
@@ -106,7 +125,10 @@ func DeployTarget(ctx context.Context, w io.Writer) error {
 
 // withCDK refuses without credentials, synthesizes once and hands the assembly to the CLI.
 func withCDK(ctx context.Context, w io.Writer, run func(CDK, string, []string) error) error {
-	o := TargetOptionsFromEnv()
+	o, err := readOptions()
+	if err != nil {
+		return err
+	}
 	a := o.app(w)
 	env, err := config.LoadWith(config.Options{Env: a.Env, Root: a.Root})
 	if err != nil {

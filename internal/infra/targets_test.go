@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/opts"
 )
 
 // noAWS points the default credential chain at nothing: no env keys, empty files, no IMDS.
@@ -87,7 +88,7 @@ func TestDeployAcceptance(t *testing.T) {
 	if err := DeployTarget(ctx, &out); err != nil {
 		t.Fatalf("deploy: %v\n%s", err, out.String())
 	}
-	a := TargetOptionsFromEnv().app(nil)
+	a := ReadOptions(opts.New()).app(nil)
 	b, err := os.ReadFile(filepath.Join(a.OutDir, "outputs.json"))
 	if err != nil {
 		t.Fatal(err)
