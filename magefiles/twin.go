@@ -2,27 +2,16 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/shtetl/zmanim-ops/internal/config"
-	"github.com/shtetl/zmanim-ops/internal/jwtissuer"
 	"github.com/shtetl/zmanim-ops/internal/twin"
 )
 
 // Twin manages the local twin of production on loopback (S3, SSM/SES, PostgreSQL + PostGIS,
 // Redis, the box running the API, the API Gateway and CloudFront emulation).
 type Twin mg.Namespace
-
-func loadTwin() (*twin.Twin, error) {
-	env, err := config.Load()
-	if err != nil {
-		return nil, err
-	}
-	return twin.New(env, os.Stdout)
-}
 
 // Up brings the local twin up (idempotent; a no-op in seconds when it already runs).
 //
@@ -33,61 +22,29 @@ func loadTwin() (*twin.Twin, error) {
 // environment file, e.g. test hooks), ZOPS_TWIN_BACKUPS=0 (do not run the box's backup timers;
 // by default the twin runs backup:run, verify, base and WAL shipping on the production schedule).
 func (Twin) Up(ctx context.Context) error {
-	t, err := loadTwin()
-	if err != nil {
-		return err
-	}
-	return t.Up(ctx)
+	return twin.UpTarget(ctx, os.Stdout)
 }
 
 // Status reports every component's URL, port, version and health; exits non-zero if one is down.
 //
 // Options: ZOPS_JSON=1 prints JSON.
 func (Twin) Status(ctx context.Context) error {
-	t, err := loadTwin()
-	if err != nil {
-		return err
-	}
-	hs := t.Status(ctx)
-	if err := twin.PrintStatus(os.Stdout, hs, os.Getenv("ZOPS_JSON") == "1"); err != nil {
-		return err
-	}
-	if !twin.Healthy(hs) {
-		return fmt.Errorf("%w: run `go tool mage twin:up`", twin.ErrUnhealthy)
-	}
-	return nil
+	return twin.StatusTarget(ctx, os.Stdout)
 }
 
 // Down stops every component of the twin; its data stays in the state directory.
 func (Twin) Down(ctx context.Context) error {
-	t, err := loadTwin()
-	if err != nil {
-		return err
-	}
-	return t.Down(ctx)
+	return twin.DownTarget(ctx, os.Stdout)
 }
 
 // Reset stops the twin and deletes its state directory: databases, buckets, secrets, logs.
 func (Twin) Reset(ctx context.Context) error {
-	t, err := loadTwin()
-	if err != nil {
-		return err
-	}
-	return t.Reset(ctx)
+	return twin.ResetTarget(ctx, os.Stdout)
 }
 
 // Token mints a test JWT from the twin's Clerk stand-in: kind is user, admin or expired.
 //
 // Options: ZOPS_TOKEN_SUB sets the subject (default user_<kind>).
 func (Twin) Token(ctx context.Context, kind string) error {
-	env, err := config.Load()
-	if err != nil {
-		return err
-	}
-	tok, err := jwtissuer.MintRemote(ctx, env.URL(env.Twin.Ports.JWT), kind, os.Getenv("ZOPS_TOKEN_SUB"))
-	if err != nil {
-		return err
-	}
-	fmt.Println(tok)
-	return nil
+	return twin.TokenTarget(ctx, os.Stdout, kind)
 }

@@ -27,6 +27,7 @@ func run(args []string) error {
 	root := fs.String("root", "", "repository root")
 	cfgPath := fs.String("config", "", "config file")
 	envName := fs.String("env", "", "environment")
+	backups := fs.Bool("backups", true, "run the box's backup timers (twin:up passes false for ZOPS_TWIN_BACKUPS=0)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -39,5 +40,5 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	return daemon.Run(ctx, env, *root+"/deploy/systemd")
+	return daemon.Run(ctx, env, *root+"/deploy/systemd", *backups)
 }

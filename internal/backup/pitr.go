@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/pgtool"
 	"github.com/shtetl/zmanim-ops/internal/restic"
 )
@@ -368,7 +369,7 @@ func waitPromoted(ctx context.Context, url, dataDir string, limit time.Duration)
 
 // pgBinDir finds the server programs of one major version.
 func pgBinDir(major string) (string, error) {
-	cands := []string{os.Getenv("ZOPS_PG_BIN_DIR"), "/usr/lib/postgresql/" + major + "/bin", "/usr/pgsql-" + major + "/bin"}
+	cands := []string{config.PGBinDir(), "/usr/lib/postgresql/" + major + "/bin", "/usr/pgsql-" + major + "/bin"}
 	for _, d := range cands {
 		if d == "" {
 			continue

@@ -41,10 +41,14 @@ type File struct {
 
 // Env describes one environment.
 type Env struct {
-	Name    string `yaml:"-"`
-	Kind    string `yaml:"kind"`    // twin | aws
-	Region  string `yaml:"region"`  // AWS region of the box, buckets and SSM
-	Account string `yaml:"account"` // optional AWS account id; checked against STS when set
+	Name string `yaml:"-"`
+	File string `yaml:"-"` // the configuration file it was read from ("" for the defaults)
+	// StateDirSet says ZOPS_STATE_DIR chose Twin.StateDir (twin:reset then deletes it even
+	// outside a .state directory).
+	StateDirSet bool   `yaml:"-"`
+	Kind        string `yaml:"kind"`    // twin | aws
+	Region      string `yaml:"region"`  // AWS region of the box, buckets and SSM
+	Account     string `yaml:"account"` // optional AWS account id; checked against STS when set
 
 	Domain     string `yaml:"domain"`      // user-facing domain served by CloudFront
 	APIDomain  string `yaml:"api_domain"`  // API Gateway custom domain
@@ -237,9 +241,10 @@ func LoadWith(o Options) (*Env, error) {
 		sort.Strings(known)
 		return nil, fmt.Errorf("%w %q: set ZOPS_ENV to one of %s, or describe it under environments: in %s", ErrUnknownEnv, name, strings.Join(known, ", "), FileName)
 	}
-	env.Name = name
+	env.Name, env.File = name, path
 	var problems []string
 	applyEnvOverrides(env, &problems)
+	env.StateDirSet = os.Getenv("ZOPS_STATE_DIR") != ""
 	if env.Twin.StateDir != "" && !filepath.IsAbs(env.Twin.StateDir) {
 		env.Twin.StateDir = filepath.Join(root, env.Twin.StateDir)
 	}
@@ -299,6 +304,21 @@ type override struct {
 	help string
 	set  func(e *Env, v string) error
 }
+
+// Process-wide settings that are not part of an environment's description: where tools are
+// cached and where PostgreSQL's programs live. They are read here, beside the override
+// table, so that no library reads the environment itself.
+
+// CacheDirOverride is $ZOPS_CACHE_DIR: where pinned tools are built ("" for the user cache).
+func CacheDirOverride() string { return os.Getenv("ZOPS_CACHE_DIR") }
+
+// PGBinDir is $ZOPS_PG_BIN_DIR: the one directory to take PostgreSQL programs from ("" to
+// search the usual places).
+func PGBinDir() string { return os.Getenv("ZOPS_PG_BIN_DIR") }
+
+// PackerPluginDir is $ZOPS_PACKER_PLUGIN_DIR: a prebuilt packer-plugin-zops to use instead of
+// building it ("" to build).
+func PackerPluginDir() string { return os.Getenv("ZOPS_PACKER_PLUGIN_DIR") }
 
 // Overrides lists the environment variables that override file values, for help texts.
 func Overrides() [][2]string {

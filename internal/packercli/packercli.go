@@ -30,6 +30,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/tools"
 )
 
@@ -338,15 +339,12 @@ func unescape(s string) string {
 // are zops-local and zops-ec2.
 const PluginName = "packer-plugin-zops"
 
-// pluginDirOverride lets tests point at a prebuilt plugin.
-var pluginDirOverride = os.Getenv("ZOPS_PACKER_PLUGIN_DIR")
-
 // EnsurePlugin builds the plugin from packer/ into the tool cache, keyed by the hash of its
 // sources (go files, go.mod, go.sum), and returns the directory holding it. A second call
 // with unchanged sources is a hash of a few files.
 func EnsurePlugin(ctx context.Context) (string, error) {
-	if pluginDirOverride != "" {
-		return pluginDirOverride, nil
+	if d := config.PackerPluginDir(); d != "" { // tests point at a prebuilt plugin
+		return d, nil
 	}
 	src := PluginSourceDir()
 	sum, err := sourceHash(src)

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+
+	"github.com/shtetl/zmanim-ops/internal/config"
 )
 
 // ErrNoProgram reports that no suitable client program was found.
@@ -32,7 +34,7 @@ type Program struct {
 // pass the server's major version. ZOPS_PG_BIN_DIR, when set, is searched alone.
 func FindProgram(ctx context.Context, name string, minMajor int) (Program, error) {
 	var candidates []string
-	if d := os.Getenv("ZOPS_PG_BIN_DIR"); d != "" {
+	if d := config.PGBinDir(); d != "" {
 		candidates = append(candidates, filepath.Join(d, name))
 	} else {
 		for _, pat := range DefaultSearchDirs {

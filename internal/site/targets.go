@@ -23,8 +23,7 @@ func InvalidateTarget(ctx context.Context, out io.Writer, arg string) error {
 		return err
 	}
 	r := opts.New()
-	wait := r.Duration("ZOPS_INVALIDATE_WAIT", 15*time.Minute)
-	distribution := r.String(awsx.EnvDistributionID, "")
+	wait, distribution := ReadInvalidateOptions(r)
 	if err := r.Err(); err != nil {
 		return err
 	}
@@ -48,6 +47,13 @@ func InvalidateTarget(ctx context.Context, out io.Writer, arg string) error {
 		return fmt.Errorf("%w; is the twin up? start it with `go tool mage twin:up`", err)
 	}
 	return err
+}
+
+// ReadInvalidateOptions reads edge:invalidate's options: how long to wait for completion
+// (ZOPS_INVALIDATE_WAIT, default 15m; 0 returns at once) and the distribution
+// (ZOPS_DISTRIBUTION_ID).
+func ReadInvalidateOptions(r *opts.Reader) (wait time.Duration, distribution string) {
+	return r.Duration("ZOPS_INVALIDATE_WAIT", 15*time.Minute), r.String(awsx.EnvDistributionID, "")
 }
 
 // InvalidatePaths invalidates paths on cf's distribution, waits up to wait (0: not at all)

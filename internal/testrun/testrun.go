@@ -31,7 +31,7 @@ func Env(ctx context.Context, env *config.Env, t *twin.Twin) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfgPath := os.Getenv("ZOPS_CONFIG")
+	cfgPath := env.File
 	if cfgPath == "" {
 		cfgPath = filepath.Join(config.RepoRoot(), config.FileName)
 	}
@@ -63,6 +63,7 @@ type Options struct {
 	Short    bool
 	Verbose  bool
 	Timeout  time.Duration
+	Twin     twin.Options // twin:up's options, for the twin the tests run against
 	Out      io.Writer
 }
 
@@ -76,7 +77,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	t, err := twin.New(env, o.Out)
+	t, err := twin.NewWith(env, o.Out, o.Twin)
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ var Known = map[string]Tool{
 
 // CacheDir is where built tools live: $ZOPS_CACHE_DIR, else the user cache dir.
 func CacheDir() string {
-	if d := os.Getenv("ZOPS_CACHE_DIR"); d != "" {
+	if d := config.CacheDirOverride(); d != "" {
 		return d
 	}
 	d, err := os.UserCacheDir()

@@ -36,6 +36,26 @@ type Twin struct {
 	root    string
 	out     io.Writer
 	started []string // components this invocation started, stopped again if Up fails
+	opts    Options
+}
+
+// Options of twin:up (read by ReadOptions in targets.go).
+type Options struct {
+	// APIEnv adds KEY=VALUE lines to the API's environment file (test hooks, e.g.
+	// ZMANIM_FAIL_IF_VERSION=v9).
+	APIEnv []string
+	// NoBackups keeps the daemon from running the box's backup timers.
+	NoBackups bool
+}
+
+// NewWith is New with twin:up's options.
+func NewWith(env *config.Env, out io.Writer, o Options) (*Twin, error) {
+	t, err := New(env, out)
+	if err != nil {
+		return nil, err
+	}
+	t.opts = o
+	return t, nil
 }
 
 // New returns the twin of env (which must be of kind twin).
@@ -130,8 +150,8 @@ ZMANIM_ORIGIN_VERIFY_SECRET=%s
 `, t.AppPGURL(), t.addr(t.env.Twin.Ports.Redis), t.env.API.Authorizers[config.AuthorizerJWT].JWKS(),
 		t.env.API.Authorizers[config.AuthorizerJWT].Issuer, t.env.API.Authorizers[config.AuthorizerJWT].Audience[0],
 		t.env.API.OriginVerifyHeader, t.sec.OriginVerify)
-	if extra := os.Getenv("ZOPS_TWIN_API_ENV"); extra != "" { // test hooks, e.g. ZMANIM_FAIL_IF_VERSION=v9
-		env += strings.ReplaceAll(extra, ",", "\n") + "\n"
+	for _, kv := range t.opts.APIEnv { // test hooks, e.g. ZMANIM_FAIL_IF_VERSION=v9
+		env += kv + "\n"
 	}
 	envFile := daemon.BoxEnvFile(t.st)
 	if err := os.MkdirAll(filepath.Dir(envFile), 0o755); err != nil {
@@ -235,8 +255,11 @@ func (t *Twin) startDaemon(ctx context.Context) error {
 		}
 	}
 	args := []string{"--root", t.root, "--env", t.env.Name}
-	if c := os.Getenv("ZOPS_CONFIG"); c != "" {
-		args = append(args, "--config", c)
+	if t.env.File != "" {
+		args = append(args, "--config", t.env.File)
+	}
+	if t.opts.NoBackups {
+		args = append(args, "--backups=false")
 	}
 	if err := p.start(exec.Command(bin, args...)); err != nil {
 		return err
@@ -332,7 +355,7 @@ func (t *Twin) Reset(ctx context.Context) error {
 	}
 	defer unlock()
 	dir := string(t.st)
-	if dir == "" || dir == "/" || !strings.Contains(dir, ".state") && os.Getenv("ZOPS_STATE_DIR") == "" {
+	if dir == "" || dir == "/" || !strings.Contains(dir, ".state") && !t.env.StateDirSet {
 		return fmt.Errorf("refusing to delete %q: not a twin state directory", dir)
 	}
 	fmt.Fprintf(t.out, "twin: deleting %s\n", dir)

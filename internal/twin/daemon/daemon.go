@@ -41,7 +41,7 @@ func AccessLogPath(st twinstate.Dir) string { return st.Path("logs", "gateway-ac
 
 // Run serves until ctx is done. unitsDir holds the production systemd units the supervisor
 // takes its settings from.
-func Run(ctx context.Context, env *config.Env, unitsDir string) error {
+func Run(ctx context.Context, env *config.Env, unitsDir string, backups bool) error {
 	st := twinstate.Dir(env.Twin.StateDir)
 	sec, err := st.ReadSecrets()
 	if err != nil {
@@ -175,8 +175,9 @@ func Run(ctx context.Context, env *config.Env, unitsDir string) error {
 		// Keep serving: the edge and gateway answer 502/503, twin:status reports the box as
 		// failed, and a release can install a working binary.
 	}
-	// The box's backup timers, run by the twin itself (ZOPS_TWIN_BACKUPS=0 turns them off).
-	if bin := st.Path("bin", "zops-backup"); os.Getenv("ZOPS_TWIN_BACKUPS") != "0" {
+	// The box's backup timers, run by the twin itself (ZOPS_TWIN_BACKUPS=0, passed as
+	// --backups=false, turns them off).
+	if bin := st.Path("bin", "zops-backup"); backups {
 		if _, err := os.Stat(bin); err == nil {
 			blog, err := os.OpenFile(st.Log("backup-jobs"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 			if err != nil {
