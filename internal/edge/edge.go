@@ -1,6 +1,7 @@
 // Package edge is the local twin's CloudFront: it serves the distribution described in
 // config.Edge (behaviors by path pattern, cache policies, Origin Shield, the directory-index
-// viewer-request function, the default root object, the viewer protocol policy) in front of
+// viewer-request function, the default root object, the viewer protocol policy, the origins'
+// custom headers such as the origin-verify secret) in front of
 // the twin's API gateway and static bucket, and answers the CloudFront API calls the toolkit
 // makes (CreateInvalidation, GetInvalidation, ListInvalidations).
 //

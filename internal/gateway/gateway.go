@@ -3,9 +3,10 @@
 // JWT authorizers verify tokens against the issuer's JWKS with alg pinning, issuer, audience,
 // exp and nbf, routes with authorization scopes answer 403 without one, the stage throttles
 // with a token bucket (rate and burst), CORS preflights are answered by the gateway itself,
-// and each integration request carries the origin-verify header with the secret (any copy
-// sent by the viewer is dropped), so the box can refuse requests that did not come through
-// the gateway (trap 1). Access logs are written in the configured $context format.
+// and integration requests keep the path and query. The origin-verify header is neither added
+// nor removed here: CloudFront adds it as an origin custom header, so a request sent straight
+// to the gateway reaches the box without it and is refused there (trap 1). Access logs are
+// written in the configured $context format.
 package gateway
 
 import (
