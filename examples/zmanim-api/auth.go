@@ -21,23 +21,79 @@ import (
 // auth verifies Clerk-style RS256 tokens against a JWKS. The gateway verifies them first; the
 // API checks again (defense in depth), so a request that somehow skips the gateway still
 // cannot act as a user.
+//
+// Key refreshes (issue 14, finding 6) are single-flight (concurrent requests with an unknown
+// kid wait for the one fetch), bounded by fetchTimeout (detached from the request that started
+// it), at most one per minInterval after a success, and backed off exponentially (up to
+// maxBackoff) after failures: during an issuer outage a request with an unknown kid fails fast
+// instead of each one fetching.
 type auth struct {
 	jwksURL, issuer, audience string
 
-	mu      sync.Mutex
-	keys    map[string]*rsa.PublicKey
-	fetched time.Time
+	now          func() time.Time
+	fetchTimeout time.Duration
+	minInterval  time.Duration
+	maxBackoff   time.Duration
+
+	mu       sync.Mutex
+	keys     map[string]*rsa.PublicKey
+	inflight chan struct{} // closed when the running refresh ends
+	lastErr  error
+	nextTry  time.Time
+	failures int
 }
 
 func newAuth(ctx context.Context, jwksURL, issuer, audience string) (*auth, error) {
 	if jwksURL == "" || issuer == "" || audience == "" {
 		return nil, errors.New("ZMANIM_JWKS_URL, ZMANIM_JWT_ISSUER and ZMANIM_JWT_AUDIENCE must be set")
 	}
-	a := &auth{jwksURL: jwksURL, issuer: issuer, audience: audience}
+	a := &auth{jwksURL: jwksURL, issuer: issuer, audience: audience,
+		now: time.Now, fetchTimeout: 5 * time.Second, minInterval: 30 * time.Second, maxBackoff: 5 * time.Minute}
 	if err := a.refresh(ctx); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// refreshGated runs one refresh through the gate; ok is false when none was due.
+func (a *auth) refreshGated(ctx context.Context) (ok bool, err error) {
+	a.mu.Lock()
+	if ch := a.inflight; ch != nil {
+		a.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return true, a.lastErr
+	}
+	if a.now().Before(a.nextTry) {
+		a.mu.Unlock()
+		return false, nil
+	}
+	ch := make(chan struct{})
+	a.inflight = ch
+	a.mu.Unlock()
+
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.fetchTimeout)
+	err = a.refresh(fctx)
+	cancel()
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.lastErr = err
+	if err == nil {
+		a.failures = 0
+		a.nextTry = a.now().Add(a.minInterval)
+	} else {
+		a.failures++
+		a.nextTry = a.now().Add(min(max(a.minInterval, time.Second)<<min(a.failures-1, 20), a.maxBackoff))
+	}
+	a.inflight = nil
+	close(ch)
+	return true, err
 }
 
 func (a *auth) refresh(ctx context.Context) error {
@@ -74,7 +130,7 @@ func (a *auth) refresh(ctx context.Context) error {
 		keys[k.Kid] = &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
 	}
 	a.mu.Lock()
-	a.keys, a.fetched = keys, time.Now()
+	a.keys = keys
 	a.mu.Unlock()
 	return nil
 }
@@ -82,15 +138,14 @@ func (a *auth) refresh(ctx context.Context) error {
 func (a *auth) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	a.mu.Lock()
 	k, ok := a.keys[kid]
-	stale := time.Since(a.fetched) > 30*time.Second
 	a.mu.Unlock()
 	if ok {
 		return k, nil
 	}
-	if stale { // key rotation: look again, at most every 30 s
-		if err := a.refresh(ctx); err != nil {
-			return nil, err
-		}
+	// Key rotation: look again, through the gate.
+	if done, err := a.refreshGated(ctx); err != nil {
+		return nil, err
+	} else if done {
 		a.mu.Lock()
 		k, ok = a.keys[kid]
 		a.mu.Unlock()

@@ -33,6 +33,7 @@ type issuer struct {
 	keys    []jwk.Key // private keys; the JWKS serves their public halves
 	fetches atomic.Int64
 	down    atomic.Bool // answer 503, as an issuer that is not up yet
+	hang    atomic.Bool // answer only when the client gives up, as an issuer behind a black hole
 }
 
 func newIssuer(t *testing.T) *issuer {
@@ -41,6 +42,10 @@ func newIssuer(t *testing.T) *issuer {
 	is.rotate("k1")
 	is.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		is.fetches.Add(1)
+		if is.hang.Load() {
+			<-r.Context().Done()
+			return
+		}
 		if is.down.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
@@ -552,9 +557,84 @@ func TestIssuerUnavailableAtStart(t *testing.T) {
 		t.Fatalf("issuer down: %d, want 401", w.Code)
 	}
 	f.iss.down.Store(false)
+	// The failed fetch put the issuer in back-off (1 s after one failure): the next try comes
+	// after it, and then the token is accepted.
+	f.now.Store(time.Now().Add(2 * time.Second).UnixNano())
 	if w := f.do(http.MethodGet, "/api/publisher/me", "Authorization", tok); w.Code != 200 {
 		t.Fatalf("issuer back: %d %s, want 200", w.Code, w.Body)
 	}
+}
+
+// Finding 6 (issue 14): during an issuer outage every request fetched the JWKS itself. Now the
+// fetches are single-flight, bounded by a timeout, and backed off after failures: a burst of
+// requests costs one fetch, requests during the back-off fail fast without fetching, and the
+// gateway recovers once the issuer is back and the back-off has passed.
+func TestJWKSOutageIsSingleFlightBackedOffAndRecovers(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	t0 := time.Now()
+	f.now.Store(t0.UnixNano())
+	f.iss.down.Store(true)
+	tok := "Bearer " + mint(t, f.iss.good("u"), f.iss.current())
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if w := f.do(http.MethodGet, "/api/publisher/me", "Authorization", tok); w.Code == 401 {
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 50 {
+		t.Fatalf("%d of 50 refused during the outage", ok.Load())
+	}
+	// The cache's own first fetch at registration, plus at most one gated one per failure.
+	burst := f.iss.fetches.Load()
+	if burst > 3 {
+		t.Fatalf("50 requests during the outage made %d JWKS fetches, want at most 3", burst)
+	}
+	for range 20 {
+		f.do(http.MethodGet, "/api/publisher/me", "Authorization", tok)
+	}
+	if n := f.iss.fetches.Load(); n > burst+1 {
+		t.Fatalf("requests inside the back-off fetched %d more times", n-burst)
+	}
+	// Second failure: the back-off doubles (1 s, then 2 s).
+	f.now.Store(t0.Add(1100 * time.Millisecond).UnixNano())
+	f.do(http.MethodGet, "/api/publisher/me", "Authorization", tok)
+	before := f.iss.fetches.Load()
+	f.now.Store(t0.Add(2500 * time.Millisecond).UnixNano())
+	f.do(http.MethodGet, "/api/publisher/me", "Authorization", tok)
+	if n := f.iss.fetches.Load(); n > before+1 {
+		t.Fatalf("fetched %d times 1.4 s after the second failure, want none (back-off 2 s)", n-before)
+	}
+	f.iss.down.Store(false)
+	f.now.Store(t0.Add(10 * time.Second).UnixNano())
+	if w := f.do(http.MethodGet, "/api/publisher/me", "Authorization", tok); w.Code != 200 {
+		t.Fatalf("issuer back: %d %s, want 200", w.Code, w.Body)
+	}
+}
+
+// A hanging issuer costs a request the fetch timeout, not the client's patience.
+func TestJWKSFetchHasATimeout(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.iss.hang.Store(true)
+	for _, a := range f.gw.auth {
+		a.gate.timeout = 300 * time.Millisecond
+	}
+	tok := "Bearer " + mint(t, f.iss.good("u"), f.iss.current())
+	start := time.Now()
+	if w := f.do(http.MethodGet, "/api/publisher/me", "Authorization", tok); w.Code != 401 {
+		t.Fatalf("hanging issuer: %d, want 401", w.Code)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("the request waited %s for a hanging issuer", d)
+	}
+	f.iss.hang.Store(false)
 }
 
 // Finding 4 (issue 14): the gateway used to add the origin-verify secret itself, so anyone could

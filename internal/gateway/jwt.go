@@ -40,13 +40,42 @@ type authorizer struct {
 	now      func() time.Time
 	minFetch time.Duration // between refreshes forced by an unknown kid
 
-	mu          sync.Mutex
-	registered  bool
-	lastRefresh time.Time
+	mu         sync.Mutex
+	registered bool
+	// gate makes every refresh single-flight, bounded by a timeout, and backed off while the
+	// issuer is down.
+	gate *refreshGate
 }
 
+// JWKS fetch limits (finding 6 of issue 14).
+const (
+	KeyFetchTimeout = 5 * time.Second
+	KeyMaxBackoff   = 5 * time.Minute
+)
+
 func newAuthorizer(name string, cfg config.JWTAuthorizer, cache *jwk.Cache, now func() time.Time, minFetch time.Duration) *authorizer {
-	return &authorizer{name: name, cfg: cfg, url: cfg.JWKS(), cache: cache, now: now, minFetch: minFetch}
+	return &authorizer{name: name, cfg: cfg, url: cfg.JWKS(), cache: cache, now: now, minFetch: minFetch,
+		gate: &refreshGate{now: now, timeout: KeyFetchTimeout, minInterval: minFetch, maxBackoff: KeyMaxBackoff}}
+}
+
+// refresh fetches the key set through the gate.
+func (a *authorizer) refresh(ctx context.Context) (jwk.Set, error) {
+	err := a.gate.do(ctx, func(ctx context.Context) error {
+		_, err := a.cache.Refresh(ctx, a.url)
+		return err
+	})
+	if err != nil && !errors.Is(err, errNotYet) {
+		return nil, fmt.Errorf("%w: %s: %v", ErrKeysMissing, a.url, err)
+	}
+	// After a refresh (ours, another caller's, or none due) the cache holds what there is.
+	set, lerr := a.cache.Lookup(ctx, a.url)
+	if lerr != nil {
+		if err == nil {
+			err = lerr
+		}
+		return nil, fmt.Errorf("%w: %s: %v", ErrKeysMissing, a.url, err)
+	}
+	return set, nil
 }
 
 // newJWKCache starts the key cache shared by the authorizers.
@@ -73,11 +102,7 @@ func (a *authorizer) keys(ctx context.Context) (jwk.Set, error) {
 	if set, err := a.cache.Lookup(ctx, a.url); err == nil {
 		return set, nil
 	}
-	set, err := a.cache.Refresh(ctx, a.url)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrKeysMissing, a.url, err)
-	}
-	return set, nil
+	return a.refresh(ctx)
 }
 
 // key finds the signing key by kid, refreshing the set once per minFetch when the kid is
@@ -90,18 +115,9 @@ func (a *authorizer) key(ctx context.Context, kid string) (jwk.Key, error) {
 	if k, ok := set.LookupKeyID(kid); ok {
 		return k, nil
 	}
-	a.mu.Lock()
-	allowed := a.now().Sub(a.lastRefresh) >= a.minFetch
-	if allowed {
-		a.lastRefresh = a.now()
-	}
-	a.mu.Unlock()
-	if !allowed {
-		return nil, ErrUnknownKey
-	}
-	set, err = a.cache.Refresh(ctx, a.url)
+	set, err = a.refresh(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrKeysMissing, a.url, err)
+		return nil, err
 	}
 	if k, ok := set.LookupKeyID(kid); ok {
 		return k, nil
