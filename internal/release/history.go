@@ -20,6 +20,12 @@ const (
 	ResultFailed     = "failed"      // stopped before or during the switch; the previous version serves
 )
 
+// Kinds of history entries.
+const (
+	KindRelease  = "release"
+	KindRollback = "rollback"
+)
+
 // Entry is one release attempt.
 type Entry struct {
 	Version  string        `json:"version"`
@@ -121,22 +127,51 @@ func History(ctx context.Context, st onbox.Store) ([]Entry, error) {
 	return out, nil
 }
 
-// Serving returns the version the history says serves now and the rollback target: the
-// last successful release, and the last successful one before it with another version.
+// Serving returns the version the history says serves now and the rollback target.
+//
+// The history is read as a stack of served versions: a successful release pushes its version;
+// a successful rollback pops back down to the version it restored, and the version it rolled
+// away from is never a rollback target again (until it is released again), so v1 -> v2 ->
+// rollback -> rollback never returns to v2 (issue 14, finding 10). The target is the nearest
+// version below the current one on the stack.
 func Serving(h []Entry) (current, previous string) {
-	for i := len(h) - 1; i >= 0; i-- {
-		if h[i].Result != ResultReleased {
+	var stack []string
+	bad := map[string]bool{}
+	for _, e := range h {
+		if e.Result != ResultReleased {
 			continue
 		}
-		if current == "" {
-			current = h[i].Version
+		if e.Kind == KindRollback {
+			from := e.Previous
+			if from == "" && len(stack) > 0 {
+				from = stack[len(stack)-1]
+			}
+			if from != e.Version {
+				bad[from] = true
+			}
+			for len(stack) > 0 && stack[len(stack)-1] != e.Version {
+				stack = stack[:len(stack)-1]
+			}
+			if len(stack) == 0 {
+				stack = append(stack, e.Version)
+			}
 			continue
 		}
-		if h[i].Version != current {
-			return current, h[i].Version
+		delete(bad, e.Version) // released again on purpose: trusted again
+		if len(stack) == 0 || stack[len(stack)-1] != e.Version {
+			stack = append(stack, e.Version)
 		}
 	}
-	return current, previous
+	if len(stack) == 0 {
+		return "", ""
+	}
+	current = stack[len(stack)-1]
+	for i := len(stack) - 2; i >= 0; i-- {
+		if v := stack[i]; v != current && !bad[v] {
+			return current, v
+		}
+	}
+	return current, ""
 }
 
 // PrintHistory writes the history as a table, newest last.

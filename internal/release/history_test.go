@@ -118,3 +118,37 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("second run: skip=%v %q", skip, why)
 	}
 }
+
+// Finding 10 (issue 14): Serving took a rollback entry for a release, so after v1 -> v2 ->
+// rollback (to v1) the rollback target was v2 again: a second rollback returned to the bad
+// version. A version rolled away from is never a target, until it is released again.
+func TestSecondRollbackNeverReturnsToTheBadVersion(t *testing.T) {
+	rb := func(to, from string, at int) Entry {
+		e := entry(to, ResultReleased, at)
+		e.Kind, e.Previous = KindRollback, from
+		return e
+	}
+	tests := []struct {
+		name          string
+		h             []Entry
+		cur, rollback string
+	}{
+		{"v1, v2, rollback: nothing left to roll back to", []Entry{entry("v1", ResultReleased, 1), entry("v2", ResultReleased, 2), rb("v1", "v2", 3)}, "v1", ""},
+		{"v0, v1, v2, rollback: the next target is v0", []Entry{entry("v0", ResultReleased, 1), entry("v1", ResultReleased, 2), entry("v2", ResultReleased, 3), rb("v1", "v2", 4)}, "v1", "v0"},
+		{"v0, v1, v2, rollback, rollback: v0 serves, never v2", []Entry{entry("v0", ResultReleased, 1), entry("v1", ResultReleased, 2), entry("v2", ResultReleased, 3), rb("v1", "v2", 4), rb("v0", "v1", 5)}, "v0", ""},
+		{"a failed rollback changes nothing", []Entry{entry("v0", ResultReleased, 1), entry("v1", ResultReleased, 2), func() Entry { e := rb("v0", "v1", 3); e.Result = ResultFailed; return e }()}, "v1", "v0"},
+		{"v2 released again after its rollback is trusted again", []Entry{entry("v1", ResultReleased, 1), entry("v2", ResultReleased, 2), rb("v1", "v2", 3), entry("v2", ResultReleased, 4)}, "v2", "v1"},
+		{"rollback to a named older version", []Entry{entry("v0", ResultReleased, 1), entry("v1", ResultReleased, 2), entry("v2", ResultReleased, 3), rb("v0", "v2", 4)}, "v0", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cur, prev := Serving(tc.h)
+			if cur != tc.cur || prev != tc.rollback {
+				t.Fatalf("Serving = %q, %q; want %q, %q", cur, prev, tc.cur, tc.rollback)
+			}
+			if prev == "v2" && cur != "v2" {
+				t.Fatalf("rollback target is the bad version v2")
+			}
+		})
+	}
+}

@@ -202,7 +202,7 @@ func Plan(o Options, src Source, st onbox.Store, d Deployer, envFile string) (*P
 	lock := &Lock{Store: st, Info: LockInfo{Owner: o.Who, PID: os.Getpid(), Version: src.Version, Message: o.Message},
 		Timeout: o.Env.Release.LockTimeout.D(), Wait: o.LockWait, Out: o.Out}
 	deploy := &Deploy{Deployer: d, Version: func() string { return src.Version }}
-	rec := &Record{Store: st, Entry: Entry{Version: src.Version, Commit: src.Commit, Who: o.Who, Message: o.Message, Kind: "release", Env: o.Env.Name},
+	rec := &Record{Store: st, Entry: Entry{Version: src.Version, Commit: src.Commit, Who: o.Who, Message: o.Message, Kind: KindRelease, Env: o.Env.Name},
 		Outcome: func() onbox.Outcome { return deploy.Outcome }}
 	steps := []Step{
 		&CheckTree{Src: src, Allow: o.AllowDirty, Dir: o.Root}, // refuse unreproducible input first
@@ -291,7 +291,7 @@ func Rollback(ctx context.Context, o Options, version string) (*Report, error) {
 	deploy := &Deploy{Deployer: w.deployer, Version: func() string { return version }}
 	steps := []Step{
 		&Lock{Store: w.store, Info: LockInfo{Owner: o.Who, PID: os.Getpid(), Version: version, Message: o.Message}, Timeout: o.Env.Release.LockTimeout.D(), Wait: o.LockWait, Out: o.Out},
-		&Record{Store: w.store, Entry: Entry{Version: version, Who: o.Who, Message: o.Message, Kind: "rollback", Env: o.Env.Name}, Outcome: func() onbox.Outcome { return deploy.Outcome }},
+		&Record{Store: w.store, Entry: Entry{Version: version, Who: o.Who, Message: o.Message, Kind: KindRollback, Env: o.Env.Name}, Outcome: func() onbox.Outcome { return deploy.Outcome }},
 		deploy,
 		&movePointer{Store: w.store, Version: func() string { return version }, Who: o.Who},
 	}
