@@ -91,5 +91,5 @@ func (Backup) Units(ctx context.Context) error {
 // for backup:restore; restic lock files are never restored. ZOPS_DRY_RUN=1 lists what would
 // come back. Run backup:verify afterwards.
 func (Backup) Undelete(ctx context.Context, time string) error {
-	return backup.UndeleteTarget(ctx, time, os.Stdout)
+	return backup.UndeleteTarget(ctx, os.Stdout, time)
 }

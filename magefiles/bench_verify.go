@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 
-	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/migrate"
 	"github.com/shtetl/zmanim-ops/internal/twin"
 )
@@ -31,18 +30,5 @@ import (
 //	ZOPS_MIGRATE_PARALLEL    connections per side (default 4)
 //	ZOPS_BENCH_KEEP=1        keep the two databases
 func (Bench) Verify(ctx context.Context) error {
-	return migrate.BenchTarget(ctx, os.Stdout, benchVerifyTwinPGURL())
-}
-
-// benchVerifyTwinPGURL is the superuser URL of the running twin's PostgreSQL, or "".
-func benchVerifyTwinPGURL() string {
-	env, err := config.Load()
-	if err != nil || !env.IsTwin() {
-		return ""
-	}
-	tw, err := twin.New(env, nil)
-	if err != nil || tw.Secrets().PGPassword == "" {
-		return ""
-	}
-	return tw.PGURL("postgres")
+	return migrate.BenchTarget(ctx, os.Stdout, twin.PostgresURL())
 }

@@ -287,7 +287,7 @@ func BenchTarget(ctx context.Context, out io.Writer) error {
 // UndeleteTarget is backup:undelete: it brings back the repository objects deleted since when
 // ("" = every deleted object) in the backups bucket, with the operator's credentials (the box's
 // may not). ZOPS_DRY_RUN=1 lists them without changing anything.
-func UndeleteTarget(ctx context.Context, when string, out io.Writer) error {
+func UndeleteTarget(ctx context.Context, out io.Writer, when string) error {
 	env, err := config.Load()
 	if err != nil {
 		return err

@@ -112,3 +112,18 @@ func TokenTarget(ctx context.Context, out io.Writer, kind string) error {
 	fmt.Fprintln(out, tok)
 	return nil
 }
+
+// PostgresURL is the superuser URL of the running twin's PostgreSQL, "" when the selected
+// environment is not a twin or the twin was never set up (bench:verify then needs
+// ZOPS_BENCH_PG_URL).
+func PostgresURL() string {
+	env, err := config.Load()
+	if err != nil || !env.IsTwin() {
+		return ""
+	}
+	t, err := New(env, nil)
+	if err != nil || t.Secrets().PGPassword == "" {
+		return ""
+	}
+	return t.PGURL("postgres")
+}
