@@ -134,6 +134,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err := copyFile("/etc/resolv.conf", filepath.Join(root, "etc/resolv.conf")); err != nil {
 		return res, fmt.Errorf("fresh: %w", err)
 	}
+	if err := machineCAs(ctx, root); err != nil {
+		return res, err
+	}
 
 	nw, err := newNetwork(ctx, logf)
 	if err != nil {
@@ -158,7 +161,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	logf("running %q in the root (log %s)", cmds, logFile)
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout*time.Duration(len(cmds)))
 	defer cancel()
-	argv := append([]string{"ip", "netns", "exec", nw.ns}, enterArgv(root, cmds)...)
+	argv := append([]string{"ip", "netns", "exec", nw.ns}, enterArgv(root, cmds, machineEnvArgs())...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	pr, pw := io.Pipe()
@@ -239,7 +242,7 @@ func mustAtoi(s string) int { n, _ := strconv.Atoi(s); return n }
 // enterArgv runs the commands in root: private mount and PID namespaces (everything the twin
 // starts dies with the namespace), proc, sys, dev and a private /dev/shm (PostgreSQL's shared
 // memory must not be the host's), then chroot with a fresh login's environment.
-func enterArgv(root string, cmds []string) []string {
+func enterArgv(root string, cmds []string, env []string) []string {
 	var body strings.Builder
 	for i, c := range cmds {
 		fmt.Fprintf(&body, "echo '$ %s'; s=$(date +%%s.%%N); %s; rc=$?; e=$(date +%%s.%%N); echo \"@@fresh %d exit=$rc seconds=$(echo \"$e - $s\" | awk '{print $1 - $3}')\"\n", c, c, i)
@@ -254,11 +257,51 @@ mount --rbind /dev "$R/dev"
 mount -t tmpfs -o mode=1777,size=2g tmpfs "$R/dev/shm"
 mount -t tmpfs tmpfs "$R/run"
 ip link set lo up
+script=$2
+shift 2
 exec chroot "$R" /usr/bin/env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM=dumb LANG=C.UTF-8 \
   PATH=/usr/local/go/bin:/root/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  /bin/bash -c "$2"
+  "$@" /bin/bash -c "$script"
 `
-	return []string{"unshare", "--mount", "--pid", "--fork", "--kill-child", "sh", "-c", outer, "fresh-enter", root, inner}
+	return append([]string{"unshare", "--mount", "--pid", "--fork", "--kill-child", "sh", "-c", outer, "fresh-enter", root, inner}, env...)
+}
+
+// machineCAs carries this machine's own certificate authorities (an egress proxy's, in
+// /usr/local/share/ca-certificates) into the root: a fresh machine on the same network has them,
+// and without them no download succeeds. It is the machine's setup, not a step of the README.
+func machineCAs(ctx context.Context, root string) error {
+	cas, _ := filepath.Glob("/usr/local/share/ca-certificates/*.crt")
+	if len(cas) == 0 {
+		return nil
+	}
+	dst := filepath.Join(root, "usr/local/share/ca-certificates")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return fmt.Errorf("fresh: %w", err)
+	}
+	for _, c := range cas {
+		if err := copyFile(c, filepath.Join(dst, filepath.Base(c))); err != nil {
+			return fmt.Errorf("fresh: %w", err)
+		}
+	}
+	if err := run(ctx, nil, "chroot", root, "update-ca-certificates"); err != nil {
+		return fmt.Errorf("fresh: trust the machine's CAs in the root: %w", err)
+	}
+	return nil
+}
+
+// machineEnv are the variables of this machine's environment passed into the root: where its
+// programs find the CA bundle (curl, git, node, the AWS CLI). Only those set here are passed.
+var machineEnv = []string{"SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO",
+	"CURL_CA_BUNDLE", "AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE"}
+
+func machineEnvArgs() []string {
+	var out []string
+	for _, k := range machineEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
 }
 
 // ensureBase returns the cached debootstrapped root, building it once (~1-2 min).

@@ -43,11 +43,11 @@ FAIL	github.com/shtetl/zmanim-ops/internal/release	40.0s
 
 func TestEnterArgv(t *testing.T) {
 	t.Parallel()
-	argv := enterArgv("/r", Commands)
-	if argv[0] != "unshare" || argv[len(argv)-2] != "/r" {
+	argv := enterArgv("/r", Commands, []string{"SSL_CERT_FILE=/x"})
+	if argv[0] != "unshare" || argv[len(argv)-3] != "/r" || argv[len(argv)-1] != "SSL_CERT_FILE=/x" {
 		t.Fatalf("argv %q", argv)
 	}
-	inner := argv[len(argv)-1]
+	inner := argv[len(argv)-2]
 	for _, c := range Commands {
 		if !strings.Contains(inner, "; "+c+"; rc=$?") {
 			t.Errorf("script lacks %q exactly:\n%s", c, inner)
