@@ -20,14 +20,17 @@ import (
 type Tool struct {
 	Name    string // restic, versitygw, kumo
 	Module  string // module whose version is pinned in tools/<Name>/go.mod
-	Package string // main package to build
+	Package string // main package to build (relative ones live in tools/<Name>)
+	Suffix  string // of the cached binary's name, when Package is not the module's own command
 }
 
 // Known lists the pinned tools.
 var Known = map[string]Tool{
 	"restic":    {Name: "restic", Module: "github.com/restic/restic", Package: "github.com/restic/restic/cmd/restic"},
 	"versitygw": {Name: "versitygw", Module: "github.com/versity/versitygw", Package: "github.com/versity/versitygw/cmd/versitygw"},
-	"kumo":      {Name: "kumo", Module: "github.com/sivchari/kumo", Package: "github.com/sivchari/kumo/cmd/kumo"},
+	// The server only (tools/kumo/cmd/zops-kumo): kumo's cmd/kumo also links its CLI and with it
+	// 121 AWS SDK service packages, minutes of compiling on a fresh machine for nothing.
+	"kumo": {Name: "kumo", Module: "github.com/sivchari/kumo", Package: "./cmd/zops-kumo", Suffix: "-server"},
 	// Packer core stays on the 1.9 line: the last MPL releases (1.10 and later are BSL).
 	// Its cold build takes ~11 minutes on two cores.
 	"packer": {Name: "packer", Module: "github.com/hashicorp/packer", Package: "github.com/hashicorp/packer"},
@@ -45,7 +48,24 @@ func CacheDir() string {
 	return filepath.Join(d, "zmanim-ops")
 }
 
-var mu sync.Mutex
+// locks serialises builds of one tool (a second caller waits and then finds the binary) while
+// different tools build at the same time: twin:up starts them together.
+var (
+	locksMu sync.Mutex
+	locks   = map[string]*sync.Mutex{}
+)
+
+func lock(name string) func() {
+	locksMu.Lock()
+	l, ok := locks[name]
+	if !ok {
+		l = &sync.Mutex{}
+		locks[name] = l
+	}
+	locksMu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
 
 // Version returns the pinned version of a tool, read from tools/<name>/go.mod.
 func Version(name string) (string, error) {
@@ -72,14 +92,13 @@ func Version(name string) (string, error) {
 // Ensure returns the path of the pinned build of a tool, building it first if needed.
 // Building takes one to three minutes the first time on a cold machine (packer: ~11) and is logged.
 func Ensure(ctx context.Context, name string) (string, error) {
-	mu.Lock()
-	defer mu.Unlock()
+	defer lock(name)()
 	t := Known[name]
 	v, err := Version(name)
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(CacheDir(), "bin", name+"-"+v)
+	bin := filepath.Join(CacheDir(), "bin", name+"-"+v+t.Suffix)
 	if fi, err := os.Stat(bin); err == nil && fi.Mode()&0o111 != 0 {
 		return bin, nil
 	}
