@@ -174,7 +174,7 @@ ZMANIM_ORIGIN_VERIFY_SECRET=%s
 	}
 	const initial = initialRelease
 	bin := t.initialAPI()
-	if err := goBuild(ctx, t.root, bin, "./examples/zmanim-api", "-X main.version="+initial); err != nil {
+	if err := goBuild(ctx, t.root, bin, "./examples/zmanim-api", "-X main.version="+initial, apiBuildFlags...); err != nil {
 		return err
 	}
 	if err := t.seed(ctx, bin); err != nil {
@@ -207,14 +207,15 @@ func (t *Twin) seed(ctx context.Context, bin string) error {
 }
 
 // goBuild builds pkg into out, once per process (the warm-up may have built it already).
-func goBuild(ctx context.Context, root, out, pkg, ldflags string) error {
-	return once(strings.Join([]string{root, out, pkg, ldflags}, "\x00"), func() error {
+func goBuild(ctx context.Context, root, out, pkg, ldflags string, flags ...string) error {
+	return once(strings.Join(append([]string{root, out, pkg, ldflags}, flags...), "\x00"), func() error {
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			return err
 		}
-		// No -trimpath: these are local binaries, and sharing the build cache with `go test`
-		// and mage keeps the first twin:up from compiling every dependency twice.
-		cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", ldflags, "-o", out, pkg)
+		// No -trimpath by default: these are local binaries, and sharing the build cache with
+		// `go test` and mage keeps the first twin:up from compiling every dependency twice.
+		args := append(append([]string{"build"}, flags...), "-ldflags", ldflags, "-o", out, pkg)
+		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {

@@ -14,6 +14,11 @@ import (
 // initialRelease is the version the twin's box serves before the first `release`.
 const initialRelease = "v0.0.0-twin"
 
+// apiBuildFlags build the initial API the way `release` builds it for the host (-trimpath,
+// CGO off; only the linker flags differ), so the first release finds every package of its
+// host build compiled already instead of compiling them a second time.
+var apiBuildFlags = []string{"-trimpath", "-buildvcs=false"}
+
 // warm starts the slow, independent work of a first twin:up at once, in the background: the
 // pinned tools build, the twin's own programs compile and the GeoNames cities download while
 // PostgreSQL and Redis start and the database is seeded. A fresh machine spends most of its
@@ -40,7 +45,7 @@ func (t *Twin) warm(ctx context.Context) (wait func()) {
 	}
 	bg(func() {
 		if _, err := os.Stat(daemon.BoxBinary(t.st)); err != nil {
-			_ = goBuild(ctx, t.root, t.initialAPI(), "./examples/zmanim-api", "-X main.version="+initialRelease)
+			_ = goBuild(ctx, t.root, t.initialAPI(), "./examples/zmanim-api", "-X main.version="+initialRelease, apiBuildFlags...)
 		}
 		_ = goBuild(ctx, t.root, t.st.Path("bin", "zops-twind"), "./cmd/zops-twind", "")
 		_ = goBuild(ctx, t.root, t.st.Path("bin", "zops-backup"), "./cmd/zops-backup", "")
