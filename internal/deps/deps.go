@@ -60,7 +60,7 @@ var Needs = map[string]Need{
 var Targets = map[string][]string{
 	"twin:up":       twin,
 	"release":       with(twin, "git", "qemu-user-static"),
-	"test":          with(twin, "git", "qemu-user-static", "systemd", "shellcheck", "chromium"),
+	"test":          with(twin, "git", "qemu-user-static", "systemd", "shellcheck", "chromium", "debootstrap"),
 	"backup":        with(twin, "systemd"), // backup:* (run, verify, drill, wal, base, restore, units)
 	"migrate":       {"postgresql-15", "redis-server", "git"},
 	"site":          twin,

@@ -219,7 +219,7 @@ func TestAsNobody(t *testing.T) {
 
 // alwaysThere are programs every Debian system has (Essential or required packages) and Go.
 var alwaysThere = map[string]bool{"go": true, "sh": true, "bash": true, "mount": true, "umount": true,
-	"chroot": true, "unshare": true, "nsenter": true, "setpriv": true, "tar": true, "cp": true, "env": true, "apt-get": true}
+	"chroot": true, "unshare": true, "nsenter": true, "setpriv": true, "tar": true, "cp": true, "env": true, "apt-get": true, "dpkg": true}
 
 // pkgTargets says which targets run the code of a directory (non-test files); test files are
 // run by `test`.
@@ -239,6 +239,7 @@ var pkgTargets = map[string][]string{
 	"internal/restic":                 {"backup"},
 	"internal/box":                    {"twin:up"},
 	"internal/deps":                   {"twin:up"},
+	"packer/builder/local":            {"ami:local"},
 	"internal/backup/cmd/zops-backup": {"backup"},
 }
 
