@@ -171,7 +171,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait(); pw.Close() }()
-	res = parse(io.TeeReader(pr, lf), o.Out)
+	// Every line is stamped with the time since the commands started, in the log and on the
+	// screen: where a fresh machine's minutes go is the point of this bench.
+	res = parse(pr, stamped(io.MultiWriter(lf, o.Out), time.Now()))
 	res.TestRan = len(cmds) > 1 && res.TestRan
 	if err := <-done; err != nil && ctx.Err() != nil {
 		return res, fmt.Errorf("fresh: timed out after %s: %w", o.Timeout, ctx.Err())
@@ -238,6 +240,24 @@ func parse(r io.Reader, out io.Writer) Result {
 }
 
 func mustAtoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// stamper prefixes each line written to it with [mm:ss] since start.
+type stamper struct {
+	w     io.Writer
+	start time.Time
+	now   func() time.Time
+}
+
+func stamped(w io.Writer, start time.Time) io.Writer { return &stamper{w, start, time.Now} }
+
+// Write takes whole lines (parse writes one per call).
+func (s *stamper) Write(p []byte) (int, error) {
+	d := s.now().Sub(s.start).Round(time.Second)
+	if _, err := fmt.Fprintf(s.w, "[%02d:%02d] %s", int(d.Minutes()), int(d.Seconds())%60, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
 
 // enterArgv runs the commands in root: private mount and PID namespaces (everything the twin
 // starts dies with the namespace), proc, sys, dev and a private /dev/shm (PostgreSQL's shared

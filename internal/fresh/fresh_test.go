@@ -1,9 +1,11 @@
 package fresh
 
 import (
+	"fmt"
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParse(t *testing.T) {
@@ -52,5 +54,16 @@ func TestEnterArgv(t *testing.T) {
 		if !strings.Contains(inner, "; "+c+"; rc=$?") {
 			t.Errorf("script lacks %q exactly:\n%s", c, inner)
 		}
+	}
+}
+
+func TestStamped(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	w := &stamper{&b, start, func() time.Time { return start.Add(75 * time.Second) }}
+	fmt.Fprintln(w, "twin: up")
+	if b.String() != "[01:15] twin: up\n" {
+		t.Errorf("got %q", b.String())
 	}
 }
