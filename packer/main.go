@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/plugin"
 
+	"github.com/shtetl/zmanim-ops/packer/builder/ec2"
 	"github.com/shtetl/zmanim-ops/packer/builder/local"
 	"github.com/shtetl/zmanim-ops/packer/version"
 )
@@ -23,6 +24,7 @@ func main() {
 func run() error {
 	pps := plugin.NewSet()
 	pps.RegisterBuilder("local", new(local.Builder))
+	pps.RegisterBuilder("ec2", new(ec2.Builder))
 	pps.SetVersion(version.PluginVersion)
 	return pps.Run()
 }

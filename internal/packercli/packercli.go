@@ -340,14 +340,18 @@ func unescape(s string) string {
 const PluginName = "packer-plugin-zops"
 
 // EnsurePlugin builds the plugin from packer/ into the tool cache, keyed by the hash of its
-// sources (go files, go.mod, go.sum), and returns the directory holding it. A second call
+// sources (go files, go.mod, go.sum, and internal/ami which it imports), and returns the directory holding it. A second call
 // with unchanged sources is a hash of a few files.
 func EnsurePlugin(ctx context.Context) (string, error) {
 	if d := config.PackerPluginDir(); d != "" { // tests point at a prebuilt plugin
 		return d, nil
 	}
 	src := PluginSourceDir()
-	sum, err := sourceHash(src)
+	var deps []string
+	for _, d := range pluginDeps {
+		deps = append(deps, filepath.Join(config.RepoRoot(), d))
+	}
+	sum, err := sourceHash(src, deps...)
 	if err != nil {
 		return "", err
 	}

@@ -20,10 +20,23 @@ func PluginSourceDir() string { return filepath.Join(config.RepoRoot(), "packer"
 // TemplatePath is the box template, packer/box.pkr.hcl.
 func TemplatePath() string { return filepath.Join(PluginSourceDir(), "box.pkr.hcl") }
 
+// pluginDeps are the main module's packages the plugin imports (through its replace of the
+// main module): their sources are part of the plugin's hash.
+var pluginDeps = []string{"internal/ami"}
+
 // sourceHash hashes what the plugin binary is built from: non-test Go files, go.mod and
-// go.sum (not the recipe, templates or tests), plus the Go version that compiles them.
-func sourceHash(dir string) (string, error) {
+// go.sum (not the recipe, templates or tests) of dir and of the given extra directories,
+// plus the Go version that compiles them.
+func sourceHash(dir string, extra ...string) (string, error) {
 	var files []string
+	for _, e := range extra {
+		fs, _ := filepath.Glob(filepath.Join(e, "*.go"))
+		for _, f := range fs {
+			if !strings.HasSuffix(f, "_test.go") {
+				files = append(files, f)
+			}
+		}
+	}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -50,7 +63,10 @@ func sourceHash(dir string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "go=%s\n", runtime.Version())
 	for _, f := range files {
-		rel, _ := filepath.Rel(dir, f)
+		rel, err := filepath.Rel(dir, f)
+		if err != nil {
+			rel = f
+		}
 		fmt.Fprintf(h, "%s\n", rel)
 		fh, err := os.Open(f)
 		if err != nil {
