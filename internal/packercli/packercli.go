@@ -367,7 +367,10 @@ func EnsurePlugin(ctx context.Context) (string, error) {
 	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", tmp, ".")
 	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	// -mod=mod: the plugin requires the main module through a replace (for internal/ami), so a
+	// dependency bump landed in the main go.mod would otherwise stop this build until
+	// packer/go.mod is tidied; go then updates packer/go.mod itself (commit the diff).
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
