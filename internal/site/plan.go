@@ -69,11 +69,14 @@ type Plan struct {
 	NewlyStale, Waiting, Delete []string
 	Conflicts                   []Conflict
 	// InvalidationKeys are the keys whose cached copies must go; Invalidation are the
-	// CloudFront paths covering them within the budget.
-	InvalidationKeys []string
-	Invalidation     []string
-	LiveKeys         int     // keys of the current site (listed, not stale)
-	RemoveShare      float64 // len(NewlyStale) / LiveKeys
+	// CloudFront paths covering the changed ones within the budget, sent after the uploads;
+	// InvalidationAfterDelete those of the deleted ones, sent after the deletion (sent before
+	// it, a viewer in between would cache the old page again).
+	InvalidationKeys        []string
+	Invalidation            []string
+	InvalidationAfterDelete []string
+	LiveKeys                int     // keys of the current site (listed, not stale)
+	RemoveShare             float64 // len(NewlyStale) / LiveKeys
 	// Manifest is the manifest to write once the uploads are done (ETags of uploads are
 	// filled in as they complete).
 	Manifest *Manifest
@@ -165,7 +168,7 @@ func MakePlan(in PlanInput) (*Plan, error) {
 
 	listedKeys := make([]string, 0, len(in.Listed))
 	for k := range in.Listed {
-		if k == ManifestKey {
+		if isSiteRecord(k) {
 			continue
 		}
 		listedKeys = append(listedKeys, k)
@@ -213,7 +216,22 @@ func MakePlan(in PlanInput) (*Plan, error) {
 		}
 	}
 	sort.Strings(p.InvalidationKeys)
-	p.Invalidation = Collapse(CachePaths(p.InvalidationKeys), CachePaths(universe), in.PathBudget)
+	deleted := map[string]bool{}
+	for _, k := range p.Delete {
+		deleted[k] = true
+	}
+	var changed, gone []string
+	for _, k := range p.InvalidationKeys {
+		if deleted[k] {
+			gone = append(gone, k)
+		} else {
+			changed = append(changed, k)
+		}
+	}
+	p.Invalidation = Collapse(CachePaths(changed), CachePaths(universe), in.PathBudget)
+	if len(gone) > 0 {
+		p.InvalidationAfterDelete = Collapse(CachePaths(gone), CachePaths(append(universe, gone...)), in.PathBudget)
+	}
 	if in.MaxDeleteShare < 1 && p.RemoveShare > in.MaxDeleteShare {
 		return p, fmt.Errorf("%w: %d of the %d files now live (%.0f%%) are not in the export, more than the %.0f%% allowed; check the directory is the full export, or allow it with ZOPS_SITE_MAX_DELETE=%.2f (1 disables the guard)",
 			ErrTooManyDeletes, len(p.NewlyStale), p.LiveKeys, 100*p.RemoveShare, 100*in.MaxDeleteShare, min(1, p.RemoveShare+0.01))

@@ -165,7 +165,13 @@ func Sync(ctx context.Context, o Options) (*Summary, *Plan, error) {
 		return sum, plan, nil
 	}
 	sum.Stale = len(plan.NewlyStale) + len(plan.Waiting)
-	if !plan.Changed() && state == "read" {
+	var pending []string
+	if o.Invalidator != nil {
+		if pending, err = readPending(ctx, o.Store); err != nil {
+			return sum, plan, err
+		}
+	}
+	if !plan.Changed() && state == "read" && len(pending) == 0 {
 		sum.Duration = time.Since(start)
 		fmt.Fprintln(o.Out, sum)
 		return sum, plan, nil
@@ -212,33 +218,56 @@ func Sync(ctx context.Context, o Options) (*Summary, *Plan, error) {
 		}
 	}
 	prog.stop()
+	// The paths to invalidate (this deploy's and any a previous run left pending) are recorded
+	// before the manifest: once the manifest is written a rerun sees nothing to upload, and
+	// only the record makes it finish the invalidation.
+	paths := mergePaths(o.PathBudget, pending, plan.Invalidation)
+	if o.Invalidator != nil && len(paths) > 0 {
+		if err := writePending(ctx, o.Store, paths, plan.DeployID, o.Now()); err != nil {
+			return sum, plan, err
+		}
+	}
 	if err := writeManifest(ctx, o.Store, plan.Manifest); err != nil {
 		return sum, plan, err
 	}
-	if len(plan.Invalidation) > 0 {
+	waitErr := func(err error) error {
+		if errors.Is(err, awsx.ErrInvalidationTimeout) {
+			return fmt.Errorf("%w; the new pages are uploaded (raise ZOPS_SITE_WAIT to wait longer; the next sync invalidates again)", err)
+		}
+		return err
+	}
+	if len(paths) > 0 {
 		if o.Invalidator == nil {
-			sum.Invalidation = plan.Invalidation
-			fmt.Fprintf(o.Out, "site: no CloudFront distribution configured: not invalidating %d paths\n", len(plan.Invalidation))
+			sum.Invalidation = paths
+			fmt.Fprintf(o.Out, "site: no CloudFront distribution configured: not invalidating %d paths\n", len(paths))
 		} else {
-			id, err := o.Invalidator.Invalidate(ctx, plan.Invalidation, "zops-site-"+plan.DeployID)
+			sum.Invalidation = paths
+			id, err := sendAndClear(ctx, o, paths, "zops-site-"+plan.DeployID)
+			sum.InvalidationID = id
 			if err != nil {
-				return sum, plan, fmt.Errorf("invalidate: %w; the new pages are uploaded, the edge serves cached ones until they expire: rerun the sync or invalidate %v", err, plan.Invalidation)
-			}
-			sum.Invalidation, sum.InvalidationID = plan.Invalidation, id
-			fmt.Fprintf(o.Out, "site: invalidation %s: %d paths, waiting up to %s\n", id, len(plan.Invalidation), o.Wait)
-			if err := o.Invalidator.Wait(ctx, id, o.Wait); err != nil {
-				if errors.Is(err, awsx.ErrInvalidationTimeout) {
-					err = fmt.Errorf("%w; the new pages are uploaded (raise ZOPS_SITE_WAIT to wait longer)", err)
-				}
-				return sum, plan, err
+				return sum, plan, waitErr(err)
 			}
 		}
 	}
 	if len(plan.Delete) > 0 {
+		// Deleted pages are invalidated after the deletion (recorded first, so a failure
+		// after the deletion is finished by the next run).
+		after := plan.InvalidationAfterDelete
+		if o.Invalidator != nil && len(after) > 0 {
+			if err := writePending(ctx, o.Store, after, plan.DeployID, o.Now()); err != nil {
+				return sum, plan, err
+			}
+		}
 		if err := o.Store.Delete(ctx, plan.Delete); err != nil {
 			return sum, plan, fmt.Errorf("delete stale keys: %w; the site is complete, the next sync retries the deletion", err)
 		}
 		sum.Deleted = len(plan.Delete)
+		if o.Invalidator != nil && len(after) > 0 {
+			if _, err := sendAndClear(ctx, o, after, "zops-site-"+plan.DeployID+"-deleted"); err != nil {
+				return sum, plan, waitErr(err)
+			}
+			sum.Invalidation = mergePaths(0, sum.Invalidation, after)
+		}
 	}
 	sum.Duration = time.Since(start)
 	fmt.Fprintln(o.Out, sum)
@@ -303,7 +332,7 @@ func readRemote(ctx context.Context, s Store, concurrency int) (map[string]Liste
 	}
 	keys := make([]string, 0, len(listed))
 	for k := range listed {
-		if k != ManifestKey {
+		if !isSiteRecord(k) {
 			keys = append(keys, k)
 		}
 	}
