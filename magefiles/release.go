@@ -26,6 +26,13 @@ import (
 //	ZOPS_LOCK_WAIT      queue behind a running release for this long, e.g. 10m (default: fail at once)
 //	ZOPS_MESSAGE        note recorded with the lock and in the history
 //	ZOPS_SMOKE=0        skip the qemu smoke test
+//	ZOPS_API_SOURCE     build the API from another repository: a checkout directory or a git
+//	                    URL (fetched into the tool cache); default: this repository's
+//	                    examples/zmanim-api. zops-box is always built from this repository.
+//	ZOPS_API_REF        branch, tag or commit of a git ZOPS_API_SOURCE (default HEAD)
+//	ZOPS_API_PACKAGE    the API's Go package in its source, e.g. ./cmd/api (default: config
+//	                    release.package). The binary must answer --version and serve /health
+//	                    with its version on the socket systemd passes (see release.APISource).
 //
 // Related: release:rollback [VERSION], release:history (aliases of releases:rollback and
 // releases:history; Go cannot name a namespace type and this function both Release).

@@ -84,8 +84,12 @@ func ReadSource(ctx context.Context, dir, version string) (Source, error) {
 // Target is one binary for one platform.
 type Target struct {
 	Name    string // installed name (zmanim-api, zops-box)
-	Package string // Go package, relative to the repository root
+	Package string // Go package, relative to the source root (Dir, else Src.Dir)
 	Arch    string // GOARCH; GOOS is always linux
+	// Dir builds this target from another tree than the release's source: zops-box always
+	// comes from this repository, also when the API comes from its own (see APISource). Rev
+	// is that tree's commit, which stamps the output instead of the source's.
+	Dir, Rev string
 }
 
 // Platform is "linux/<arch>".
@@ -137,7 +141,7 @@ func (b *Build) output(t Target) string {
 // stamp is the hash of everything that determines an output of a clean tree.
 func (b *Build) stamp(t Target) string {
 	h := sha256.New()
-	fmt.Fprintln(h, b.Src.Commit, b.Src.Version, runtime.Version(), t.Package, t.Arch, b.LDFlags())
+	fmt.Fprintln(h, b.Src.Commit, b.Src.Version, runtime.Version(), t.Package, t.Arch, b.LDFlags(), t.Dir, t.Rev)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -179,6 +183,9 @@ func (b *Build) Run(ctx context.Context) error {
 		t0 := time.Now()
 		cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-buildvcs=false", "-ldflags", b.LDFlags(), "-o", out, t.Package)
 		cmd.Dir = b.Src.Dir
+		if t.Dir != "" {
+			cmd.Dir = t.Dir
+		}
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+t.Arch, "GOFLAGS=-mod=readonly")
 		if o, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build %s for %s: %w\n%s", t.Package, t.Platform(), err, strings.TrimSpace(string(o)))

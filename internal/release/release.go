@@ -30,9 +30,14 @@ import (
 //	ZOPS_LOCK_WAIT    queue behind another release for this long (e.g. 10m; default 0: fail at once)
 //	ZOPS_MESSAGE      note recorded with the lock and in the history
 //	ZOPS_SMOKE=0      skip the qemu smoke test (it is on by default)
+//	ZOPS_API_SOURCE   build the API from this checkout or git URL (default: this repository's
+//	                  reference workload); see APISource
+//	ZOPS_API_REF      branch, tag or commit of a git ZOPS_API_SOURCE (default HEAD)
+//	ZOPS_API_PACKAGE  Go package of the API in its source (default: config release.package)
 type Options struct {
 	Env        *config.Env
-	Root       string // repository root
+	Root       string // repository root (the toolkit: zops-box, .state)
+	API        APISource
 	Version    string
 	DryRun     bool
 	AllowDirty bool
@@ -41,6 +46,29 @@ type Options struct {
 	NoSmoke    bool
 	Who        string
 	Out        io.Writer
+
+	toolkitRev string // commit of Root when the API comes from another source (Release sets it)
+}
+
+// apiPackage is the API's Go package in its source.
+func (o Options) apiPackage() string {
+	if o.API.Package != "" {
+		return o.API.Package
+	}
+	return o.Env.Release.Package
+}
+
+// toolkitRev is the commit of this repository, made unique when the tree is dirty so a dirty
+// zops-box is never taken from the build cache.
+func toolkitRev(ctx context.Context, root string) (string, error) {
+	rev, err := gitIn(ctx, root, "rev-parse", "HEAD")
+	if err != nil {
+		return "", fmt.Errorf("read this repository's commit (zops-box is built from it): %w", err)
+	}
+	if st, err := gitIn(ctx, root, "status", "--porcelain"); err != nil || st != "" {
+		rev += "-dirty." + time.Now().UTC().Format("20060102T150405.000000000")
+	}
+	return rev, nil
 }
 
 // CheckTree refuses a dirty git tree unless allowed: a release must be reproducible from a
@@ -157,16 +185,26 @@ func Release(ctx context.Context, o Options) (*Report, error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-	src, err := ReadSource(ctx, o.Root, o.Version)
+	dir, err := o.API.Resolve(ctx, o.Root, o.Out)
 	if err != nil {
 		return nil, err
+	}
+	src, err := ReadSource(ctx, dir, o.Version)
+	if err != nil {
+		return nil, err
+	}
+	if dir != o.Root {
+		// zops-box still comes from this repository: stamp it with this tree's commit.
+		if o.toolkitRev, err = toolkitRev(ctx, o.Root); err != nil {
+			return nil, err
+		}
 	}
 	w, err := wire(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	p, rep := Plan(o, src, w.store, w.deployer, w.envFile)
-	fmt.Fprintf(o.Out, "release %s (commit %s) to %s (%s)\n", src.Version, src.short(), o.Env.Name, w.deployer.Where())
+	fmt.Fprintf(o.Out, "release %s (commit %s of %s, package %s) to %s (%s)\n", src.Version, src.short(), o.API, o.apiPackage(), o.Env.Name, w.deployer.Where())
 	sum, err := p.Run(ctx)
 	rep.Summary = sum
 	rep.collect()
@@ -183,11 +221,15 @@ func Release(ctx context.Context, o Options) (*Report, error) {
 func Plan(o Options, src Source, st onbox.Store, d Deployer, envFile string) (*Pipeline, *Report) {
 	rep := &Report{Version: src.Version}
 	outDir := filepath.Join(o.Root, ".state", "release", "dist", src.Version)
-	targets := []Target{{Name: o.Env.Release.Binary, Package: o.Env.Release.Package, Arch: o.Env.Instance.Arch}}
+	targets := []Target{{Name: o.Env.Release.Binary, Package: o.apiPackage(), Arch: o.Env.Instance.Arch}}
 	if o.Env.IsTwin() && runtime.GOARCH != o.Env.Instance.Arch {
-		targets = append(targets, Target{Name: o.Env.Release.Binary, Package: o.Env.Release.Package, Arch: runtime.GOARCH})
+		targets = append(targets, Target{Name: o.Env.Release.Binary, Package: o.apiPackage(), Arch: runtime.GOARCH})
 	}
-	targets = append(targets, Target{Name: "zops-box", Package: "./cmd/zops-box", Arch: o.Env.Instance.Arch})
+	boxTarget := Target{Name: "zops-box", Package: "./cmd/zops-box", Arch: o.Env.Instance.Arch}
+	if src.Dir != "" && src.Dir != o.Root {
+		boxTarget.Dir, boxTarget.Rev = o.Root, o.toolkitRev
+	}
+	targets = append(targets, boxTarget)
 	build := &Build{Src: src, Targets: targets, OutDir: outDir, Out: o.Out}
 	smoke := &Smoke{
 		Binary: func() (onbox.Artifact, bool) {
@@ -205,7 +247,7 @@ func Plan(o Options, src Source, st onbox.Store, d Deployer, envFile string) (*P
 	rec := &Record{Store: st, Entry: Entry{Version: src.Version, Commit: src.Commit, Who: o.Who, Message: o.Message, Kind: KindRelease, Env: o.Env.Name},
 		Outcome: func() onbox.Outcome { return deploy.Outcome }}
 	steps := []Step{
-		&CheckTree{Src: src, Allow: o.AllowDirty, Dir: o.Root}, // refuse unreproducible input first
+		&CheckTree{Src: src, Allow: o.AllowDirty, Dir: src.Dir}, // refuse unreproducible input first
 		build, // linux/arm64 for the box (+ the host arch for the twin), zops-box
 		smoke, // the arm64 binary runs and is the right version
 		pkg,   // sha256, size, manifest

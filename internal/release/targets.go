@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
@@ -22,6 +23,17 @@ func ReadOptions(r *opts.Reader) Options {
 		Message:    r.String("ZOPS_MESSAGE", ""),
 		NoSmoke:    !r.Bool("ZOPS_SMOKE", true),
 		Who:        DefaultOwner(),
+		API: APISource{
+			Location: r.String("ZOPS_API_SOURCE", ""),
+			Ref:      r.String("ZOPS_API_REF", ""),
+			Package:  r.String("ZOPS_API_PACKAGE", ""),
+		},
+	}
+	if o.API.Ref != "" && o.API.Location == "" {
+		r.Problem("ZOPS_API_REF", o.API.Ref, "set ZOPS_API_SOURCE to the API's git URL too (a ref alone has nothing to select from)")
+	}
+	if p := o.API.Package; p != "" && !strings.HasPrefix(p, "./") && p != "." {
+		r.Problem("ZOPS_API_PACKAGE", p, "give a package path relative to the source root, such as ./cmd/api")
 	}
 	if v := r.String("ZOPS_LOCK_WAIT", ""); v != "" {
 		d, err := time.ParseDuration(v)
