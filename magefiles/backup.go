@@ -46,11 +46,13 @@ func (Backup) Run(ctx context.Context) error { return backup.RunTarget(ctx, os.S
 // Options: as for backup:run (go tool mage -h backup:run).
 func (Backup) Verify(ctx context.Context) error { return backup.VerifyTarget(ctx, os.Stdout) }
 
-// Drill restores the newest dump into a scratch database and proves row counts and content checksums equal the live database's; prints the duration (RTO for data).
+// Drill restores the newest dump into a scratch database and proves its row counts and content checksums equal those taken at dump time; prints the duration (RTO for data).
 //
+// backup:run hashes every table in the exported snapshot pg_dump reads and stores the sums
+// beside the dump (tag pgsums), so the drill is exact while the live database keeps taking
+// writes. A dump without such a manifest (older job) is compared with the live database.
 // The scratch database <db>_drill on the same server is dropped first and afterwards
-// (ZOPS_BACKUP_KEEP_DRILL=1 keeps it). Comparison is the migrate:verify checksum code, so run it
-// while nothing writes, or rows written since the snapshot show as differences.
+// (ZOPS_BACKUP_KEEP_DRILL=1 keeps it).
 // Other options: as for backup:run.
 func (Backup) Drill(ctx context.Context) error { return backup.DrillTarget(ctx, os.Stdout) }
 

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shtetl/zmanim-ops/internal/migrate/checksum"
 	"github.com/shtetl/zmanim-ops/internal/pgtool"
 	"github.com/shtetl/zmanim-ops/internal/restic"
 )
@@ -27,11 +28,12 @@ import (
 // Tags put on snapshots. Retention and restores select by them, so they are part of the format.
 const (
 	TagZops  = "zops"
-	TagDump  = "dump"  // daily logical dumps (pg_dump, Redis RDB): kept by --keep-daily
-	TagPG    = "pg"    // PostgreSQL custom-format dump
-	TagRedis = "redis" // Redis RDB
-	TagWAL   = "wal"   // archived WAL directory
-	TagBase  = "base"  // pg_basebackup tar
+	TagDump  = "dump"   // daily logical dumps (pg_dump, Redis RDB): kept by --keep-daily
+	TagPG    = "pg"     // PostgreSQL custom-format dump
+	TagRedis = "redis"  // Redis RDB
+	TagWAL   = "wal"    // archived WAL directory
+	TagBase  = "base"   // pg_basebackup tar
+	TagSums  = "pgsums" // checksum manifest of a PostgreSQL dump (manifest.go)
 )
 
 // ErrDumpTooSmall reports a dump below the configured minimum size.
@@ -154,7 +156,10 @@ func (j *Job) pgEnv(conn pgtool.Conn) ([]string, func(), error) {
 	return env, cleanup, nil
 }
 
-// BackupPG stores a custom-format pg_dump through --stdin-from-command.
+// BackupPG stores a custom-format pg_dump through --stdin-from-command, and beside it the
+// dump's checksum manifest (see manifest.go): pg_dump reads an exported snapshot that this
+// job holds open while it hashes every table in that same snapshot, so the manifest describes
+// exactly the rows in the dump however busy the database is.
 func (j *Job) BackupPG(ctx context.Context) (restic.BackupSummary, error) {
 	prog, err := pgtool.FindProgram(ctx, "pg_dump", 0)
 	if err != nil {
@@ -168,14 +173,31 @@ func (j *Job) BackupPG(ctx context.Context) (restic.BackupSummary, error) {
 	if err != nil {
 		return restic.BackupSummary{}, err
 	}
-	j.logf("pg_dump --format=custom --compress=%d %s -> restic %s", j.DumpCompress, j.PG.Redacted(), j.Repo)
+	j.logf("pg_dump --format=custom --compress=%d %s -> restic %s, with a checksum manifest", j.DumpCompress, j.PG.Redacted(), j.Repo)
+	held, err := checksum.HoldSnapshot(ctx, j.PG.URL(), 2)
+	if err != nil {
+		return restic.BackupSummary{}, fmt.Errorf("back up PostgreSQL %s: hold a snapshot for the dump and its checksums (no snapshot was saved): %w", j.PG.Redacted(), err)
+	}
+	defer held.Close()
+	type sumsResult struct {
+		m   checksum.Manifest
+		err error
+	}
+	sumsDone := make(chan sumsResult, 1)
+	go func() {
+		m, err := held.Sums(ctx)
+		sumsDone <- sumsResult{m, err}
+	}()
+	j.logf("pg_dump reads exported snapshot %s; its tables are hashed in the same snapshot", held.ID)
 	sum, err := j.Repo.Backup(ctx, restic.BackupOptions{
 		Tags:          []string{TagZops, TagDump, TagPG, "db:" + j.PG.Database},
 		Host:          j.Host,
-		Command:       j.dumpCommand(prog.Path),
+		Command:       j.dumpCommand(prog.Path, held.ID),
 		StdinFilename: j.DumpFilename(),
 		CommandEnv:    env,
 	})
+	sums := <-sumsDone
+	held.Close() // the snapshot is no longer needed once pg_dump and the sums are done
 	if err != nil {
 		return sum, fmt.Errorf("back up PostgreSQL %s (no snapshot was saved): %w", j.PG.Redacted(), err)
 	}
@@ -189,11 +211,20 @@ func (j *Job) BackupPG(ctx context.Context) (restic.BackupSummary, error) {
 			ErrDumpTooSmall, j.PG.Redacted(), sum.TotalBytesProcessed, j.MinDumpBytes, short(sum.SnapshotID))
 	}
 	j.logf("pg snapshot %s: %d bytes dumped, %d added", short(sum.SnapshotID), sum.TotalBytesProcessed, sum.DataAdded)
+	if sums.err != nil {
+		return sum, fmt.Errorf("back up PostgreSQL %s: dump snapshot %s was saved, but its checksums failed (a drill of it can only compare with the live database): %w", j.PG.Redacted(), short(sum.SnapshotID), sums.err)
+	}
+	if err := j.storeManifest(ctx, sum.SnapshotID, sums.m); err != nil {
+		return sum, err
+	}
 	return sum, nil
 }
 
-func (j *Job) dumpCommand(pgDump string) []string {
+func (j *Job) dumpCommand(pgDump, snapshot string) []string {
 	cmd := []string{pgDump, "--format=custom", "--no-password", "--dbname=" + j.PG.Database}
+	if snapshot != "" {
+		cmd = append(cmd, "--snapshot="+snapshot)
+	}
 	if j.DumpCompress >= 0 {
 		cmd = append(cmd, fmt.Sprintf("--compress=%d", j.DumpCompress))
 	}

@@ -16,8 +16,14 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/restic"
 )
 
-// ErrDrillMismatch reports a restored database that differs from its source.
-var ErrDrillMismatch = errors.New("restored database differs from the live database")
+// ErrDrillMismatch reports a restored database that differs from what was dumped.
+var ErrDrillMismatch = errors.New("restored database differs from its source")
+
+// What a drill compared the restore with.
+const (
+	AgainstManifest = "manifest" // the checksums taken in the dump's own snapshot
+	AgainstLive     = "live"     // the live database (dumps without a manifest)
+)
 
 // DrillResult is the outcome of backup:drill; Seconds is the measured RTO for data.
 type DrillResult struct {
@@ -27,7 +33,46 @@ type DrillResult struct {
 	RestoreSecs  float64 // restic dump | pg_restore
 	VerifySecs   float64
 	Seconds      float64 // whole drill
-	Report       checksum.Report
+	// Against says which comparison ran. With AgainstManifest, Restored holds the restore's
+	// sums and Diffs the tables that differ from the manifest; with AgainstLive, Report holds
+	// the full comparison with the live database.
+	Against  string
+	Restored checksum.Manifest
+	Diffs    []checksum.ManifestDiff
+	Report   checksum.Report
+}
+
+// Identical reports whether the restore matched what it was compared with.
+func (r DrillResult) Identical() bool {
+	if r.Against == AgainstManifest {
+		return len(r.Diffs) == 0
+	}
+	return r.Report.Identical
+}
+
+// Tables is the number of tables compared.
+func (r DrillResult) Tables() int {
+	if r.Against == AgainstManifest {
+		return len(r.Restored.Tables)
+	}
+	return len(r.Report.Tables)
+}
+
+// RestoredRows is the restored row count of table (as "schema.table" or a bare name in
+// public), -1 when the drill did not see it.
+func (r DrillResult) RestoredRows(table string) int64 {
+	match := func(name string) bool { return name == table || name == "public."+table }
+	for _, t := range r.Restored.Tables {
+		if match(t.Table) {
+			return t.Rows
+		}
+	}
+	for _, t := range r.Report.Tables {
+		if match(t.Table) {
+			return t.TargetRows
+		}
+	}
+	return -1
 }
 
 // DrillOptions tune a drill.
@@ -37,12 +82,17 @@ type DrillOptions struct {
 	Keep      bool
 	// Jobs is the number of pg_restore jobs; >1 first copies the dump to ScratchDir.
 	Jobs int
+
+	// afterRestore runs between the restore and the comparison (tests change the restore).
+	afterRestore func(ctx context.Context, scratch pgtool.Conn) error
 }
 
 // Drill is backup:drill: restore the newest PostgreSQL dump into a scratch database on the
 // same server, then prove with the migrate checksum code that every table's row count and
-// content equal the live database's. Run it when nothing writes to the compared tables, or
-// expect the rows written since the snapshot to show as differences.
+// content equal the checksum manifest taken in the dump's own snapshot, so rows written to
+// the live database since the dump do not count. A dump without a manifest (taken before
+// manifests existed) is compared with the live database instead, which is exact only while
+// nothing writes.
 func (j *Job) Drill(ctx context.Context, o DrillOptions) (DrillResult, error) {
 	start := time.Now()
 	var res DrillResult
@@ -78,8 +128,20 @@ func (j *Job) Drill(ctx context.Context, o DrillOptions) (DrillResult, error) {
 		return res, err
 	}
 	res.RestoreSecs = time.Since(rs).Seconds()
-	j.logf("drill: restored in %.1fs; comparing with the live database", res.RestoreSecs)
-
+	if o.afterRestore != nil {
+		if err := o.afterRestore(ctx, scratch); err != nil {
+			return res, err
+		}
+	}
+	man, merr := j.findManifest(ctx, snap.ID)
+	if merr != nil && !errors.Is(merr, ErrNoManifest) {
+		return res, fmt.Errorf("drill: %w", merr)
+	}
+	if merr == nil {
+		return j.drillAgainstManifest(ctx, res, start, scratch, man, snap)
+	}
+	j.logf("drill: restored in %.1fs; snapshot %s has no checksum manifest (an older dump), so the restore is compared with the live database: rows written since the dump count as differences", res.RestoreSecs, snap.ShortID)
+	res.Against = AgainstLive
 	vs := time.Now()
 	rep, err := checksum.Verify(ctx, j.PG.URL(), scratch.URL(), checksum.Options{Parallel: 2})
 	res.VerifySecs = time.Since(vs).Seconds()
@@ -99,6 +161,43 @@ func (j *Job) Drill(ctx context.Context, o DrillOptions) (DrillResult, error) {
 	}
 	j.logf("drill: OK, %d tables identical (counts and content checksums); restore %.1fs, verify %.1fs, total %.1fs",
 		len(rep.Tables), res.RestoreSecs, res.VerifySecs, res.Seconds)
+	return res, nil
+}
+
+// drillAgainstManifest hashes the restore over the manifest's columns and compares table by
+// table with the sums taken in the dump's snapshot: exact however busy the live database is.
+func (j *Job) drillAgainstManifest(ctx context.Context, res DrillResult, start time.Time, scratch pgtool.Conn, man checksum.Manifest, snap restic.Snapshot) (DrillResult, error) {
+	res.Against = AgainstManifest
+	j.logf("drill: restored in %.1fs; comparing with the checksums taken in the dump's snapshot %s", res.RestoreSecs, man.Snapshot)
+	vs := time.Now()
+	got, err := checksum.SumDatabase(ctx, scratch.URL(), 2, &man)
+	res.VerifySecs = time.Since(vs).Seconds()
+	res.Seconds = time.Since(start).Seconds()
+	res.Restored = got
+	if err != nil {
+		return res, fmt.Errorf("drill: checksum the restored database: %w", err)
+	}
+	res.Diffs = man.Compare(got)
+	bad := map[string]checksum.ManifestDiff{}
+	for _, d := range res.Diffs {
+		bad[d.Table] = d
+	}
+	for _, t := range man.Tables {
+		state := "checksums equal"
+		if d, ok := bad[t.Table]; ok {
+			state = "DIFFERENT: " + d.Problem
+		}
+		j.logf("drill: %-40s dumped %10d rows, restored %10d rows, %s", t.Table, t.Rows, res.RestoredRows(t.Table), state)
+	}
+	if len(res.Diffs) > 0 {
+		var names []string
+		for _, d := range res.Diffs {
+			names = append(names, fmt.Sprintf("%s (%s: dumped %d rows, restored %d)", d.Table, d.Problem, d.WantRows, d.GotRows))
+		}
+		return res, fmt.Errorf("drill: %w: snapshot %s: %s", ErrDrillMismatch, snap.ShortID, strings.Join(names, "; "))
+	}
+	j.logf("drill: OK, %d tables identical to the dump-time checksums (counts and content); restore %.1fs, verify %.1fs, total %.1fs",
+		len(man.Tables), res.RestoreSecs, res.VerifySecs, res.Seconds)
 	return res, nil
 }
 

@@ -119,8 +119,8 @@ func DrillTarget(ctx context.Context, out io.Writer) error {
 	return runJob(ctx, out, "backup:drill", func(ctx context.Context, j *Job, o Options) error {
 		res, err := j.Drill(ctx, DrillOptions{Keep: o.KeepDrill})
 		if err == nil {
-			fmt.Fprintf(out, "drill: snapshot=%s tables=%d identical=%v restore_s=%.1f verify_s=%.1f total_s=%.1f\n",
-				short(res.Snapshot), len(res.Report.Tables), res.Report.Identical, res.RestoreSecs, res.VerifySecs, res.Seconds)
+			fmt.Fprintf(out, "drill: snapshot=%s against=%s tables=%d identical=%v restore_s=%.1f verify_s=%.1f total_s=%.1f\n",
+				short(res.Snapshot), res.Against, res.Tables(), res.Identical(), res.RestoreSecs, res.VerifySecs, res.Seconds)
 		}
 		return err
 	})
