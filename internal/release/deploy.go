@@ -21,13 +21,37 @@ type Deployer interface {
 	Deploy(ctx context.Context, version string) (onbox.Outcome, error)
 }
 
+// ErrOutcomeUnknown means the deployer cannot tell whether the box switched: the command was
+// sent but following it failed (SSM polling errors, the wait ran out while it still ran).
+var ErrOutcomeUnknown = errors.New("the box's state after the deploy is unknown")
+
+// BoxState is what the deploy step knows about the box afterwards.
+type BoxState int
+
+// Box states. After BoxSwitched the box is the truth (issue 14, finding 7): the pointer and the
+// history follow it, and a later failure (retention, the history write) may warn but never
+// undo. After BoxUnknown nothing is undone either: the operator checks the box first.
+const (
+	BoxUnchanged BoxState = iota // not deployed, or failed before the switch / rolled back
+	BoxSwitched                  // the new version serves
+	BoxUnknown                   // sent, but the result could not be read
+)
+
+func (b BoxState) String() string {
+	return [...]string{"unchanged", "switched", "unknown"}[b]
+}
+
 // Deploy is the pipeline step around a Deployer.
 type Deploy struct {
 	Deployer Deployer
 	Version  func() string
 
 	Outcome onbox.Outcome // filled by Run
+	state   BoxState
 }
+
+// State says whether the box switched (valid after Run).
+func (d *Deploy) State() BoxState { return d.state }
 
 func (d *Deploy) String() string {
 	return "deploy to " + d.Deployer.Where() + " with health gate and automatic rollback"
@@ -37,6 +61,14 @@ func (d *Deploy) String() string {
 func (d *Deploy) Run(ctx context.Context) error {
 	o, err := d.Deployer.Deploy(ctx, d.Version())
 	d.Outcome = o
+	switch {
+	case err == nil:
+		d.state = BoxSwitched
+	case errors.Is(err, ErrOutcomeUnknown):
+		d.state = BoxUnknown
+	default:
+		d.state = BoxUnchanged
+	}
 	return err
 }
 
@@ -143,6 +175,13 @@ func (s *SSMDeployer) Deploy(ctx context.Context, version string) (onbox.Outcome
 	}
 	if err == nil {
 		return o, nil
+	}
+	switch inv.Status {
+	case "", "Pending", "InProgress", "Delayed":
+		if inv.CommandID != "" {
+			// Sent, but its end was not seen: the box may have switched.
+			return o, fmt.Errorf("%w: ssm command %s on %s: %w; check with `go tool mage release:status` before releasing again", ErrOutcomeUnknown, inv.CommandID, id, err)
+		}
 	}
 	if !errors.Is(err, awsx.ErrCommandFailed) || inv.Status == "" {
 		return o, err

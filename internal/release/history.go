@@ -18,6 +18,7 @@ const (
 	ResultReleased   = "released"    // the new version serves
 	ResultRolledBack = "rolled-back" // health gate failed; the previous version serves
 	ResultFailed     = "failed"      // stopped before or during the switch; the previous version serves
+	ResultUnknown    = "unknown"     // the deploy was sent but its end not seen; check the box
 )
 
 // Kinds of history entries.
@@ -28,16 +29,18 @@ const (
 
 // Entry is one release attempt.
 type Entry struct {
-	Version  string        `json:"version"`
-	Previous string        `json:"previous,omitempty"`
-	Commit   string        `json:"commit,omitempty"`
-	Who      string        `json:"who"`
-	Message  string        `json:"message,omitempty"`
-	Kind     string        `json:"kind"` // release | rollback
-	Started  time.Time     `json:"started"`
-	Finished time.Time     `json:"finished"`
-	Result   string        `json:"result"`
-	Error    string        `json:"error,omitempty"`
+	Version  string    `json:"version"`
+	Previous string    `json:"previous,omitempty"`
+	Commit   string    `json:"commit,omitempty"`
+	Who      string    `json:"who"`
+	Message  string    `json:"message,omitempty"`
+	Kind     string    `json:"kind"` // release | rollback
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Result   string    `json:"result"`
+	Error    string    `json:"error,omitempty"`
+	// Warning is a failure after the switch (retention, ...): the release serves anyway.
+	Warning  string        `json:"warning,omitempty"`
 	Duration time.Duration `json:"duration"`
 	Env      string        `json:"env"`
 }
@@ -48,7 +51,11 @@ type Record struct {
 	Store   onbox.Store
 	Entry   Entry
 	Outcome func() onbox.Outcome
-	now     func() time.Time
+	// Box reports whether the box switched; once it has, the entry says released (a later
+	// failure is a warning) and a failed history write is a warning too.
+	Box func() BoxState
+	Out io.Writer
+	now func() time.Time
 
 	Written string // key written by Finish
 }
@@ -80,20 +87,35 @@ func (r *Record) Finish(ctx context.Context, runErr error) error {
 			e.Previous = o.Previous
 		}
 	}
+	box := BoxUnchanged
+	if r.Box != nil {
+		box = r.Box()
+	}
 	switch {
-	case runErr == nil:
+	case runErr == nil, box == BoxSwitched:
 		e.Result = ResultReleased
+		if runErr != nil {
+			e.Warning = firstLine(runErr.Error())
+		}
+	case box == BoxUnknown:
+		e.Result = ResultUnknown
+		e.Error = firstLine(runErr.Error())
 	case errors.Is(runErr, onbox.ErrHealthGate):
 		e.Result = ResultRolledBack
+		e.Error = firstLine(runErr.Error())
 	default:
 		e.Result = ResultFailed
-	}
-	if runErr != nil {
 		e.Error = firstLine(runErr.Error())
 	}
 	b, _ := json.MarshalIndent(e, "", "  ")
 	key := HistoryPrefix + e.Started.Format("20060102T150405.000000000Z") + "-" + e.Version + ".json"
 	if _, err := r.Store.Put(ctx, key, b, onbox.Cond{IfAbsent: true}); err != nil {
+		if box == BoxSwitched {
+			if r.Out != nil {
+				fmt.Fprintf(r.Out, "  ! %s serves, but its history entry could not be written: %v\n", e.Version, err)
+			}
+			return nil
+		}
 		return fmt.Errorf("record history: %w", err)
 	}
 	r.Written = key
@@ -280,8 +302,16 @@ func (r *Retention) Skip(ctx context.Context) (bool, string) {
 	return false, ""
 }
 
-// Run deletes.
+// Run deletes. It runs after the switch, so a failure is a warning: the release serves, and
+// the next release prunes again.
 func (r *Retention) Run(ctx context.Context) error {
+	if err := r.prune(ctx); err != nil && r.Out != nil {
+		fmt.Fprintf(r.Out, "  ! retention failed (the release serves; the next one prunes again): %v\n", err)
+	}
+	return nil
+}
+
+func (r *Retention) prune(ctx context.Context) error {
 	del, _, err := r.candidates(ctx)
 	if err != nil {
 		return err

@@ -245,7 +245,7 @@ func Plan(o Options, src Source, st onbox.Store, d Deployer, envFile string) (*P
 		Timeout: o.Env.Release.LockTimeout.D(), Wait: o.LockWait, Out: o.Out}
 	deploy := &Deploy{Deployer: d, Version: func() string { return src.Version }}
 	rec := &Record{Store: st, Entry: Entry{Version: src.Version, Commit: src.Commit, Who: o.Who, Message: o.Message, Kind: KindRelease, Env: o.Env.Name},
-		Outcome: func() onbox.Outcome { return deploy.Outcome }}
+		Outcome: func() onbox.Outcome { return deploy.Outcome }, Box: deploy.State, Out: o.Out}
 	steps := []Step{
 		&CheckTree{Src: src, Allow: o.AllowDirty, Dir: src.Dir}, // refuse unreproducible input first
 		build, // linux/arm64 for the box (+ the host arch for the twin), zops-box
@@ -253,7 +253,7 @@ func Plan(o Options, src Source, st onbox.Store, d Deployer, envFile string) (*P
 		pkg,   // sha256, size, manifest
 		lock,  // one release at a time, from here on
 		rec,   // history entry written at the end, whatever happens
-		&Upload{Store: st, Manifest: func() *onbox.Manifest { return pkg.Manifest }, Who: o.Who, Out: o.Out}, // immutable, verified, then the pointer
+		&Upload{Store: st, Manifest: func() *onbox.Manifest { return pkg.Manifest }, Who: o.Who, Out: o.Out, Box: deploy.State}, // immutable, verified, then the pointer (never moved back once the box switched)
 		deploy, // on the box: verify, install, swap, reload, health gate, rollback
 		&Retention{Store: st, Keep: o.Env.Release.Keep, Protect: func() []string { return []string{src.Version} }, Out: o.Out},
 	}
@@ -333,7 +333,7 @@ func Rollback(ctx context.Context, o Options, version string) (*Report, error) {
 	deploy := &Deploy{Deployer: w.deployer, Version: func() string { return version }}
 	steps := []Step{
 		&Lock{Store: w.store, Info: LockInfo{Owner: o.Who, PID: os.Getpid(), Version: version, Message: o.Message}, Timeout: o.Env.Release.LockTimeout.D(), Wait: o.LockWait, Out: o.Out},
-		&Record{Store: w.store, Entry: Entry{Version: version, Who: o.Who, Message: o.Message, Kind: KindRollback, Env: o.Env.Name}, Outcome: func() onbox.Outcome { return deploy.Outcome }},
+		&Record{Store: w.store, Entry: Entry{Version: version, Who: o.Who, Message: o.Message, Kind: KindRollback, Env: o.Env.Name}, Outcome: func() onbox.Outcome { return deploy.Outcome }, Box: deploy.State, Out: o.Out},
 		deploy,
 		&movePointer{Store: w.store, Version: func() string { return version }, Who: o.Who},
 	}

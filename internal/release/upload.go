@@ -70,6 +70,10 @@ type Upload struct {
 	Who      string
 	Out      io.Writer
 
+	// Box reports whether the box switched; nil means it did not (no deploy step). Once it
+	// has switched, or may have, the pointer is never moved back.
+	Box func() BoxState
+
 	Previous Pointer // the pointer before it moved (filled by Run, used to restore it)
 	moved    bool
 }
@@ -135,10 +139,19 @@ func (u *Upload) Run(ctx context.Context) error {
 	return nil
 }
 
-// Finish puts the pointer back when the release failed after it moved.
+// Finish puts the pointer back when the release failed after it moved, unless the box
+// switched (or may have): then the box is the truth and the pointer follows it.
 func (u *Upload) Finish(ctx context.Context, runErr error) error {
 	if runErr == nil || !u.moved {
 		return nil
+	}
+	if u.Box != nil {
+		if st := u.Box(); st != BoxUnchanged {
+			if u.Out != nil {
+				fmt.Fprintf(u.Out, "  s3://%s/%s stays at the new version: the box is %s (a later step failed: %s)\n", u.Store.Bucket(), CurrentKey, st, firstLine(runErr.Error()))
+			}
+			return nil
+		}
 	}
 	if u.Previous.Version == "" {
 		return u.Store.Delete(ctx, CurrentKey, onbox.Cond{})

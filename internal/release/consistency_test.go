@@ -1,0 +1,97 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/shtetl/zmanim-ops/internal/onbox"
+)
+
+// fakeDeployer returns a fixed outcome.
+type fakeDeployer struct {
+	err error
+}
+
+func (f *fakeDeployer) Where() string { return "a fake box" }
+func (f *fakeDeployer) Deploy(_ context.Context, v string) (onbox.Outcome, error) {
+	return onbox.Outcome{Version: v, Previous: "v1"}, f.err
+}
+
+// failingHistory fails every write under history/.
+type failingHistory struct{ onbox.Store }
+
+func (f failingHistory) Put(ctx context.Context, key string, body []byte, c onbox.Cond) (string, error) {
+	if strings.HasPrefix(key, HistoryPrefix) {
+		return "", errors.New("injected: history write failed")
+	}
+	return f.Store.Put(ctx, key, body, c)
+}
+
+// Finding 7 (issue 14): a failure after a successful switch (retention, the history write)
+// moved releases/current back and recorded "failed" while the new version served; so did a
+// failure to follow the SSM command. After the switch the box is the truth: the pointer and
+// the history follow it and later steps only warn.
+func TestAfterTheSwitchPointerAndHistoryFollowTheBox(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name        string
+		deployErr   error
+		later       error // a step after the deploy fails
+		history     bool  // the history write fails
+		wantPointer string
+		wantResult  string
+		wantErr     bool
+	}{
+		{"a later step fails after the switch", nil, errors.New("injected: later step failed"), false, "v2", ResultReleased, true},
+		{"the history write fails after the switch", nil, nil, true, "v2", "", false},
+		{"following the command failed: state unknown", ErrOutcomeUnknown, nil, false, "v2", ResultUnknown, true},
+		{"health gate failed: rolled back", onbox.ErrHealthGate, nil, false, "v1", ResultRolledBack, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := onbox.NewMemStore("rel")
+			var st onbox.Store = mem
+			must(t, WritePointer(ctx, st, Pointer{Version: "v1"}))
+			if tc.history {
+				st = failingHistory{mem}
+			}
+			m := packaged(t, "v2")
+			deploy := &Deploy{Deployer: &fakeDeployer{err: tc.deployErr}, Version: func() string { return "v2" }}
+			rec := &Record{Store: st, Entry: Entry{Version: "v2", Kind: KindRelease}, Outcome: func() onbox.Outcome { return deploy.Outcome }, Box: deploy.State}
+			steps := []Step{
+				&Lock{Store: st, Info: LockInfo{Owner: "me", Version: "v2"}, Timeout: 1e9},
+				rec,
+				&Upload{Store: st, Manifest: func() *onbox.Manifest { return m }, Box: deploy.State},
+				deploy,
+				&fakeStep{name: "later", err: tc.later, ran: new([]string)},
+				&Retention{Store: st, Keep: 5},
+			}
+			_, err := (&Pipeline{Name: "release v2", Steps: steps}).Run(ctx)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("pipeline err = %v, want error %v", err, tc.wantErr)
+			}
+			if p, _ := ReadPointer(ctx, mem); p.Version != tc.wantPointer {
+				t.Fatalf("pointer %q, want %q", p.Version, tc.wantPointer)
+			}
+			h, err := History(ctx, mem)
+			must(t, err)
+			if tc.wantResult == "" {
+				if len(h) != 0 {
+					t.Fatalf("history %+v", h)
+				}
+				return
+			}
+			if len(h) != 1 || h[0].Result != tc.wantResult {
+				t.Fatalf("history %+v, want one entry %s", h, tc.wantResult)
+			}
+			if tc.wantResult == ResultReleased && (h[0].Warning == "" || h[0].Error != "") {
+				t.Fatalf("a later failure should be a warning: %+v", h[0])
+			}
+			if cur, _ := Serving(h); tc.wantResult == ResultReleased && cur != "v2" {
+				t.Fatalf("history says %q serves", cur)
+			}
+		})
+	}
+}
