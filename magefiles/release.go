@@ -63,6 +63,7 @@ func (Releases) History(ctx context.Context) error {
 var Aliases = map[string]interface{}{
 	"release:rollback": Releases.Rollback,
 	"release:history":  Releases.History,
+	"ami":              Ami.Ec2, // `mage ami` is the EC2 image build (magefiles/ami_ec2.go)
 }
 
 // startTwin is twin:up as a once-only dependency, for the targets that need the twin running.

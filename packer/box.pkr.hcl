@@ -61,10 +61,16 @@ variable "instance_type" {
   default = "t4g.small"
 }
 
+variable "environment" {
+  type        = string
+  default     = "prod"
+  description = "zops-ec2: environment name; everything built is tagged zmanim:ami-build=<environment> (the ami role of infra/ acts only on that)."
+}
+
 variable "instance_profile" {
   type        = string
-  default     = "zmanim-packer"
-  description = "zops-ec2: instance profile with AmazonSSMManagedInstanceCore for the build instance."
+  default     = "zmanim-prod-ami-builder"
+  description = "zops-ec2: instance profile of the build instance (infra/ creates zmanim-<env>-ami-builder)."
 }
 
 variable "subnet_id" {
@@ -75,7 +81,13 @@ variable "subnet_id" {
 variable "staging_bucket" {
   type        = string
   default     = ""
-  description = "zops-ec2: S3 bucket for uploads and full command output (deleted after the build)."
+  description = "zops-ec2: S3 bucket for uploads and full command output (deleted after the build): the releases bucket."
+}
+
+variable "staging_prefix" {
+  type        = string
+  default     = "ami-staging/"
+  description = "zops-ec2: key prefix in staging_bucket (the ami role of infra/ may use only ami-staging/)."
 }
 
 variable "image_name" {
@@ -135,8 +147,10 @@ source "zops-ec2" "box" {
   instance_profile     = var.instance_profile
   subnet_id            = var.subnet_id
   staging_bucket       = var.staging_bucket
+  staging_prefix       = var.staging_prefix
   image_name           = var.image_name
   image_tags           = local.image_tags
+  build_tags           = { "zmanim:ami-build" = var.environment }
   image_parameter      = var.image_parameter
   keep_images          = var.keep_images
 }

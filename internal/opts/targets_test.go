@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shtetl/zmanim-ops/internal/ami/amitarget"
 	"github.com/shtetl/zmanim-ops/internal/backup"
 	"github.com/shtetl/zmanim-ops/internal/fresh"
 	"github.com/shtetl/zmanim-ops/internal/infra"
@@ -54,6 +55,9 @@ var readers = []struct {
 	{"infra:*", func(r *opts.Reader) any { return infra.ReadOptions(r) },
 		map[string]string{"ZOPS_INFRA_SKIP_TESTS": "maybe", "ZOPS_DEPLOY_APPROVE": "maybe"},
 		[]string{"ZOPS_INFRA_SKIP_TESTS", "ZOPS_DEPLOY_APPROVE"}},
+	{"ami, ami:list, ami:prune", func(r *opts.Reader) any { return amitarget.ReadOptions(r) },
+		map[string]string{"ZOPS_AMI_KEEP": "none", "ZOPS_DRY_RUN": "maybe"},
+		[]string{"ZOPS_DRY_RUN"}},
 	{"bench:fresh", func(r *opts.Reader) any { return fresh.ReadOptions(r) },
 		map[string]string{"ZOPS_FRESH_KEEP": "maybe", "ZOPS_FRESH_ONLY": "everything"},
 		[]string{"ZOPS_FRESH_KEEP"}},

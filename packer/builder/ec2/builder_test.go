@@ -62,6 +62,7 @@ func raw() map[string]interface{} {
 		"image_parameter":  "/zmanim/prod/ami-id",
 		"keep_images":      2,
 		"image_tags":       map[string]string{"zops:version": "v1.2.3", "zops:commit": "abc123", "zops:recipe-hash": "r1"},
+		"build_tags":       map[string]string{"zmanim:ami-build": "prod"},
 	}
 }
 
@@ -137,7 +138,7 @@ func TestBuild(t *testing.T) {
 	for _, tg := range f.images[id].Tags {
 		tags[*tg.Key] = *tg.Value
 	}
-	if tags["zops:version"] != "v1.2.3" || tags["zops:commit"] != "abc123" || tags["zops:recipe-hash"] != "r1" || tags["zops:image"] != "zmanim-box" {
+	if tags["zops:version"] != "v1.2.3" || tags["zops:commit"] != "abc123" || tags["zops:recipe-hash"] != "r1" || tags["zops:image"] != "zmanim-box" || tags["zmanim:ami-build"] != "prod" {
 		t.Errorf("image tags = %v", tags)
 	}
 	// Pruned: o2 only (o3 is among the newest two, o1 runs the box, x1 is another family).

@@ -57,6 +57,10 @@ type Config struct {
 	ImageName string `mapstructure:"image_name" required:"true"`
 	// Tags on the image and its snapshots (zops:version, zops:commit, zops:recipe-hash, ...).
 	ImageTags map[string]string `mapstructure:"image_tags"`
+	// Tags on everything the build creates: instance, volumes, network interface, image,
+	// snapshots. The deploy role of infra/ only lets the AMI pipeline stop, terminate, image
+	// and deregister what carries zmanim:ami-build=<environment>.
+	BuildTags map[string]string `mapstructure:"build_tags"`
 	// SSM parameter the new image id is published to (DataType aws:ec2:image). Empty: not
 	// published.
 	ImageParameter string `mapstructure:"image_parameter"`

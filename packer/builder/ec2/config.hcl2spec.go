@@ -30,6 +30,7 @@ type FlatConfig struct {
 	StagingPrefix       *string           `mapstructure:"staging_prefix" cty:"staging_prefix" hcl:"staging_prefix"`
 	ImageName           *string           `mapstructure:"image_name" required:"true" cty:"image_name" hcl:"image_name"`
 	ImageTags           map[string]string `mapstructure:"image_tags" cty:"image_tags" hcl:"image_tags"`
+	BuildTags           map[string]string `mapstructure:"build_tags" cty:"build_tags" hcl:"build_tags"`
 	ImageParameter      *string           `mapstructure:"image_parameter" cty:"image_parameter" hcl:"image_parameter"`
 	KeepImages          *int              `mapstructure:"keep_images" cty:"keep_images" hcl:"keep_images"`
 	CommandTimeout      *string           `mapstructure:"command_timeout" cty:"command_timeout" hcl:"command_timeout"`
@@ -69,6 +70,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"staging_prefix":             &hcldec.AttrSpec{Name: "staging_prefix", Type: cty.String, Required: false},
 		"image_name":                 &hcldec.AttrSpec{Name: "image_name", Type: cty.String, Required: false},
 		"image_tags":                 &hcldec.AttrSpec{Name: "image_tags", Type: cty.Map(cty.String), Required: false},
+		"build_tags":                 &hcldec.AttrSpec{Name: "build_tags", Type: cty.Map(cty.String), Required: false},
 		"image_parameter":            &hcldec.AttrSpec{Name: "image_parameter", Type: cty.String, Required: false},
 		"keep_images":                &hcldec.AttrSpec{Name: "keep_images", Type: cty.Number, Required: false},
 		"command_timeout":            &hcldec.AttrSpec{Name: "command_timeout", Type: cty.String, Required: false},

@@ -252,6 +252,16 @@ func (f *fakeAWS) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 	if in.IamInstanceProfile == nil || aws.ToString(in.IamInstanceProfile.Name) == "" {
 		return nil, errors.New("no instance profile")
 	}
+	// As the ami role of infra/ demands: the instance and its volumes carry the build tag.
+	for _, rt := range []ec2types.ResourceType{ec2types.ResourceTypeInstance, ec2types.ResourceTypeVolume} {
+		ok := false
+		for _, ts := range in.TagSpecifications {
+			ok = ok || (ts.ResourceType == rt && hasTag(ts.Tags, "zmanim:ami-build", "prod"))
+		}
+		if !ok {
+			return nil, fmt.Errorf("UnauthorizedOperation: %s not tagged zmanim:ami-build=prod", rt)
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id := f.next("i")
@@ -406,4 +416,13 @@ type ec2typesInstance = ec2types.Instance
 
 func mkInstance(id, image, state string) *ec2types.Instance {
 	return &ec2types.Instance{InstanceId: aws.String(id), ImageId: aws.String(image), State: &ec2types.InstanceState{Name: ec2types.InstanceStateName(state)}}
+}
+
+func hasTag(tags []ec2types.Tag, k, v string) bool {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == k && aws.ToString(t.Value) == v {
+			return true
+		}
+	}
+	return false
 }

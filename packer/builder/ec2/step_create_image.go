@@ -3,7 +3,6 @@ package ec2
 import (
 	"context"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -32,15 +31,7 @@ func (s *stepCreateImage) Run(ctx context.Context, state multistep.StateBag) mul
 		now = s.now
 	}
 	name := fmt.Sprintf("%s-%s", cfg.ImageName, now().UTC().Format("20060102T150405Z"))
-	tags := []ec2types.Tag{{Key: aws.String("Name"), Value: aws.String(name)}, {Key: aws.String(ami.TagImage), Value: aws.String(cfg.ImageName)}}
-	keys := make([]string, 0, len(cfg.ImageTags))
-	for k := range cfg.ImageTags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		tags = append(tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(cfg.ImageTags[k])})
-	}
+	tags := tagList(cfg.BuildTags, cfg.ImageTags, map[string]string{"Name": name, ami.TagImage: cfg.ImageName})
 	out, err := cl.EC2.CreateImage(ctx, &ec2.CreateImageInput{
 		InstanceId:  aws.String(getInstance(state)),
 		Name:        aws.String(name),

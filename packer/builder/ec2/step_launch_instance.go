@@ -3,6 +3,7 @@ package ec2
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -34,10 +35,11 @@ func (s *stepLaunchInstance) Run(ctx context.Context, state multistep.StateBag) 
 			Ebs:        &ec2types.EbsBlockDevice{VolumeSize: aws.Int32(cfg.RootVolumeGB), VolumeType: ec2types.VolumeTypeGp3, DeleteOnTermination: aws.Bool(true), Encrypted: aws.Bool(true)},
 		}},
 		InstanceInitiatedShutdownBehavior: ec2types.ShutdownBehaviorTerminate,
-		TagSpecifications: []ec2types.TagSpecification{{
-			ResourceType: ec2types.ResourceTypeInstance,
-			Tags:         []ec2types.Tag{{Key: aws.String("Name"), Value: aws.String("packer " + cfg.ImageName)}, {Key: aws.String("zmanim:ami-build"), Value: aws.String(cfg.ImageName)}},
-		}},
+		TagSpecifications: []ec2types.TagSpecification{
+			{ResourceType: ec2types.ResourceTypeInstance, Tags: tagList(map[string]string{"Name": "packer " + cfg.ImageName}, cfg.BuildTags)},
+			{ResourceType: ec2types.ResourceTypeVolume, Tags: tagList(cfg.BuildTags)},
+			{ResourceType: ec2types.ResourceTypeNetworkInterface, Tags: tagList(cfg.BuildTags)},
+		},
 	}
 	if cfg.SubnetID != "" {
 		in.SubnetId = aws.String(cfg.SubnetID)
@@ -115,4 +117,24 @@ func waitInstance(ctx context.Context, api EC2API, id string, want ec2types.Inst
 		case <-time.After(poll):
 		}
 	}
+}
+
+// tagList merges tag maps (later ones win) into EC2 tags sorted by key.
+func tagList(maps ...map[string]string) []ec2types.Tag {
+	m := map[string]string{}
+	for _, mm := range maps {
+		for k, v := range mm {
+			m[k] = v
+		}
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	tags := make([]ec2types.Tag, 0, len(keys))
+	for _, k := range keys {
+		tags = append(tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
+	}
+	return tags
 }
