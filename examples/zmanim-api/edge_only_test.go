@@ -56,7 +56,7 @@ func TestDirectGatewayRequestIsRefusedWithoutTouchingTheDatabase(t *testing.T) {
 	gwSrv := httptest.NewServer(gw)
 	defer gwSrv.Close()
 	apiOrigin := config.Origin{ID: config.OriginIDAPI, Kind: config.OriginAPI}
-	ed, err := edge.New(edge.Options{Config: env.Edge, Origins: map[string]edge.OriginTarget{
+	ed, err := edge.New(edge.Options{Config: env.Edge, Origins: map[string]edge.OriginEndpoint{
 		config.OriginIDAPI:    {URL: gwSrv.URL, Headers: env.OriginCustomHeaders(apiOrigin, secret)},
 		config.OriginIDStatic: {URL: "http://127.0.0.1:1/unused", S3: &edge.S3Auth{Region: env.Region, Credentials: credentials.NewStaticCredentialsProvider("unused", "unused", "")}},
 	}})

@@ -142,9 +142,9 @@ func BaseTarget(ctx context.Context, out io.Writer) error {
 	})
 }
 
-// ParseTarget reads a restore time: RFC 3339 ("2026-11-27T10:15:00Z"), "2026-11-27 10:15:00"
+// ParseRestoreTime reads a restore time: RFC 3339 ("2026-11-27T10:15:00Z"), "2026-11-27 10:15:00"
 // (UTC), or a duration ago ("15m" or "-15m").
-func ParseTarget(s string, now time.Time) (time.Time, error) {
+func ParseRestoreTime(s string, now time.Time) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
@@ -161,7 +161,7 @@ func ParseTarget(s string, now time.Time) (time.Time, error) {
 // RestoreTarget is backup:restore TIME. It leaves the scratch server running and prints how
 // to reach and stop it. It does not mail on failure: a person is watching.
 func RestoreTarget(ctx context.Context, out io.Writer, when string) error {
-	target, err := ParseTarget(when, time.Now())
+	target, err := ParseRestoreTime(when, time.Now())
 	if err != nil {
 		return err
 	}
@@ -299,7 +299,7 @@ func UndeleteTarget(ctx context.Context, out io.Writer, when string) error {
 	}
 	var since time.Time
 	if when != "" && when != "all" {
-		if since, err = ParseTarget(when, time.Now()); err != nil {
+		if since, err = ParseRestoreTime(when, time.Now()); err != nil {
 			return err
 		}
 	}

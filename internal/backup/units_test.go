@@ -84,7 +84,7 @@ func TestVerifyUnits(t *testing.T) {
 	}
 }
 
-func TestParseTarget(t *testing.T) {
+func TestParseRestoreTime(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
@@ -100,9 +100,9 @@ func TestParseTarget(t *testing.T) {
 		{"yesterday", time.Time{}, true},
 	}
 	for _, tt := range tests {
-		got, err := ParseTarget(tt.in, now)
+		got, err := ParseRestoreTime(tt.in, now)
 		if (err != nil) != tt.err || (!tt.err && !got.Equal(tt.want)) {
-			t.Errorf("ParseTarget(%q) = %v, %v; want %v (err %v)", tt.in, got, err, tt.want, tt.err)
+			t.Errorf("ParseRestoreTime(%q) = %v, %v; want %v (err %v)", tt.in, got, err, tt.want, tt.err)
 		}
 	}
 }

@@ -63,8 +63,8 @@ const (
 // ErrOptions is wrapped by New for an unusable configuration.
 var ErrOptions = errors.New("edge options")
 
-// OriginTarget is where an origin of the description is reachable.
-type OriginTarget struct {
+// OriginEndpoint is where an origin of the description is reachable.
+type OriginEndpoint struct {
 	// URL is the base URL; the request path is appended to its path. For the static bucket on
 	// the twin's S3 server: "http://127.0.0.1:17070/<bucket>" (path-style).
 	URL string
@@ -85,7 +85,7 @@ type S3Auth struct {
 // Options configure an Edge.
 type Options struct {
 	Config  config.Edge
-	Origins map[string]OriginTarget // by origin id
+	Origins map[string]OriginEndpoint // by origin id
 
 	DistributionID string // default TwinDistributionID
 	// StrictDistributionID makes the control API answer NoSuchDistribution for any other id;

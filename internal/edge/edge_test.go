@@ -115,7 +115,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(static.Close)
 	e, err := New(Options{
 		Config: config.DefaultEdge(),
-		Origins: map[string]OriginTarget{
+		Origins: map[string]OriginEndpoint{
 			config.OriginIDAPI:    {URL: api.URL},
 			config.OriginIDStatic: {URL: static.URL + "/site", S3: &S3Auth{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTWIN", "secret", "")}},
 		},
@@ -486,7 +486,7 @@ func TestLatencyHooks(t *testing.T) {
 
 func TestNewRejectsMissingOrigins(t *testing.T) {
 	t.Parallel()
-	_, err := New(Options{Config: config.DefaultEdge(), Origins: map[string]OriginTarget{config.OriginIDStatic: {URL: "http://127.0.0.1:1/b"}}})
+	_, err := New(Options{Config: config.DefaultEdge(), Origins: map[string]OriginEndpoint{config.OriginIDStatic: {URL: "http://127.0.0.1:1/b"}}})
 	if err == nil || !strings.Contains(err.Error(), `origin "api" has no target URL`) || !strings.Contains(err.Error(), "S3") {
 		t.Fatalf("got %v", err)
 	}
@@ -602,7 +602,7 @@ func TestViewerProtocolPolicies(t *testing.T) {
 	for _, tc := range tests {
 		cfg := config.DefaultEdge()
 		cfg.ViewerProtocolPolicy = tc.policy
-		e, err := New(Options{Config: cfg, Origins: map[string]OriginTarget{
+		e, err := New(Options{Config: cfg, Origins: map[string]OriginEndpoint{
 			config.OriginIDAPI:    {URL: origin.URL},
 			config.OriginIDStatic: {URL: origin.URL, S3: &S3Auth{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")}},
 		}})

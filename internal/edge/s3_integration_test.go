@@ -51,7 +51,7 @@ func TestStaticOriginOnRealS3(t *testing.T) {
 			return resp, err
 		}),
 		Config: config.DefaultEdge(),
-		Origins: map[string]OriginTarget{
+		Origins: map[string]OriginEndpoint{
 			config.OriginIDAPI:    {URL: api.URL},
 			config.OriginIDStatic: {URL: strings.TrimSuffix(endpoint, "/") + "/" + bucket, S3: &S3Auth{Region: region, Credentials: creds}},
 		},

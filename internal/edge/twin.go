@@ -17,7 +17,7 @@ func TwinOptions(env *config.Env, s3AccessKey, s3SecretKey, originVerifySecret s
 	api := config.Origin{ID: config.OriginIDAPI, Kind: config.OriginAPI}
 	return Options{
 		Config: env.Edge,
-		Origins: map[string]OriginTarget{
+		Origins: map[string]OriginEndpoint{
 			config.OriginIDAPI: {URL: env.URL(p.Gateway), Headers: env.OriginCustomHeaders(api, originVerifySecret)},
 			config.OriginIDStatic: {
 				URL: env.URL(p.S3) + "/" + env.Buckets.Static,

@@ -81,8 +81,8 @@ func ReadSource(ctx context.Context, dir, version string) (Source, error) {
 	return s, nil
 }
 
-// Target is one binary for one platform.
-type Target struct {
+// Binary is one binary to build for one platform.
+type Binary struct {
 	Name    string // installed name (zmanim-api, zops-box)
 	Package string // Go package, relative to the source root (Dir, else Src.Dir)
 	Arch    string // GOARCH; GOOS is always linux
@@ -93,18 +93,18 @@ type Target struct {
 }
 
 // Platform is "linux/<arch>".
-func (t Target) Platform() string { return "linux/" + t.Arch }
+func (t Binary) Platform() string { return "linux/" + t.Arch }
 
 // Build cross-compiles the targets: CGO off, -trimpath, -buildvcs=false, version, commit and
 // date (the commit time) injected, so two builds of one commit are byte-identical. Go's
 // content-addressed build cache makes a rebuild of unchanged code a link step; a stamp per
 // output (the inputs' hash) lets a repeat of the same clean commit skip even that.
 type Build struct {
-	Src     Source
-	Targets []Target
-	OutDir  string // <root>/.state/release/dist/<version>
-	Go      string // go command (default "go")
-	Out     io.Writer
+	Src      Source
+	Binaries []Binary // what to build: each binary for its platform
+	OutDir   string   // <root>/.state/release/dist/<version>
+	Go       string   // go command (default "go")
+	Out      io.Writer
 
 	Artifacts []onbox.Artifact // filled by Run (or Skip, when cached)
 }
@@ -112,7 +112,7 @@ type Build struct {
 func (b *Build) String() string {
 	var plats []string
 	seen := map[string]bool{}
-	for _, t := range b.Targets {
+	for _, t := range b.Binaries {
 		if !seen[t.Platform()] {
 			seen[t.Platform()] = true
 			plats = append(plats, t.Platform())
@@ -134,12 +134,12 @@ func (b *Build) LDFlags() string {
 		b.Src.Version, b.Src.Commit, b.Src.CommitTime.Format(time.RFC3339))
 }
 
-func (b *Build) output(t Target) string {
+func (b *Build) output(t Binary) string {
 	return filepath.Join(b.OutDir, "linux-"+t.Arch, t.Name)
 }
 
 // stamp is the hash of everything that determines an output of a clean tree.
-func (b *Build) stamp(t Target) string {
+func (b *Build) stamp(t Binary) string {
 	h := sha256.New()
 	fmt.Fprintln(h, b.Src.Commit, b.Src.Version, runtime.Version(), t.Package, t.Arch, b.LDFlags(), t.Dir, t.Rev)
 	return hex.EncodeToString(h.Sum(nil))
@@ -152,7 +152,7 @@ func (b *Build) Skip(ctx context.Context) (bool, string) {
 		return false, ""
 	}
 	var arts []onbox.Artifact
-	for _, t := range b.Targets {
+	for _, t := range b.Binaries {
 		st, err := os.ReadFile(b.output(t) + ".stamp")
 		if err != nil || strings.TrimSpace(string(st)) != b.stamp(t) {
 			return false, ""
@@ -174,7 +174,7 @@ func (b *Build) Run(ctx context.Context) error {
 		goBin = "go"
 	}
 	b.Artifacts = nil
-	for _, t := range b.Targets {
+	for _, t := range b.Binaries {
 		out := b.output(t)
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			return err
@@ -207,7 +207,7 @@ func (b *Build) Run(ctx context.Context) error {
 	return nil
 }
 
-func describe(t Target, path string) (onbox.Artifact, error) {
+func describe(t Binary, path string) (onbox.Artifact, error) {
 	sum, size, err := onbox.FileSHA256(path)
 	if err != nil {
 		return onbox.Artifact{}, err

@@ -123,9 +123,9 @@ func TestBuildIsReproducibleAndCached(t *testing.T) {
 	ctx := context.Background()
 	src, err := ReadSource(ctx, dir, "v1.2.3")
 	must(t, err)
-	targets := []Target{{Name: "zmanim-api", Package: "./hello", Arch: "arm64"}, {Name: "zmanim-api", Package: "./hello", Arch: "amd64"}}
-	b1 := &Build{Src: src, Targets: targets, OutDir: filepath.Join(dir, ".state", "a")}
-	b2 := &Build{Src: src, Targets: targets, OutDir: filepath.Join(dir, ".state", "b")}
+	targets := []Binary{{Name: "zmanim-api", Package: "./hello", Arch: "arm64"}, {Name: "zmanim-api", Package: "./hello", Arch: "amd64"}}
+	b1 := &Build{Src: src, Binaries: targets, OutDir: filepath.Join(dir, ".state", "a")}
+	b2 := &Build{Src: src, Binaries: targets, OutDir: filepath.Join(dir, ".state", "b")}
 	if got := b1.String(); got != "build v1.2.3 "+src.Commit[:10]+" (linux/arm64, linux/amd64)" {
 		t.Errorf("String() = %q", got)
 	}
@@ -161,7 +161,7 @@ func TestBuildIsReproducibleAndCached(t *testing.T) {
 		}
 	}
 	// A repeat of the same clean commit is skipped, with the artifacts filled in.
-	b3 := &Build{Src: src, Targets: targets, OutDir: b1.OutDir}
+	b3 := &Build{Src: src, Binaries: targets, OutDir: b1.OutDir}
 	skip, why := b3.Skip(ctx)
 	if !skip || !strings.Contains(why, "already built") || len(b3.Artifacts) != 2 || b3.Artifacts[0].SHA256 != b1.Artifacts[0].SHA256 {
 		t.Fatalf("repeat build: skip=%v %q %+v", skip, why, b3.Artifacts)
@@ -169,16 +169,16 @@ func TestBuildIsReproducibleAndCached(t *testing.T) {
 	// Another version, or a dirty tree, is not skipped.
 	other := src
 	other.Version = "v1.2.4"
-	if skip, _ := (&Build{Src: other, Targets: targets, OutDir: b1.OutDir}).Skip(ctx); skip {
+	if skip, _ := (&Build{Src: other, Binaries: targets, OutDir: b1.OutDir}).Skip(ctx); skip {
 		t.Fatal("another version reused the build")
 	}
 	dirty := src
 	dirty.Dirty = true
-	if skip, _ := (&Build{Src: dirty, Targets: targets, OutDir: b1.OutDir}).Skip(ctx); skip {
+	if skip, _ := (&Build{Src: dirty, Binaries: targets, OutDir: b1.OutDir}).Skip(ctx); skip {
 		t.Fatal("a dirty tree reused the build")
 	}
 	// A build error names the package and platform.
-	bad := &Build{Src: src, Targets: []Target{{Name: "x", Package: "./nope", Arch: "arm64"}}, OutDir: filepath.Join(dir, ".state", "c")}
+	bad := &Build{Src: src, Binaries: []Binary{{Name: "x", Package: "./nope", Arch: "arm64"}}, OutDir: filepath.Join(dir, ".state", "c")}
 	if err := bad.Run(ctx); err == nil || !strings.Contains(err.Error(), "go build ./nope for linux/arm64") {
 		t.Fatalf("bad package: %v", err)
 	}

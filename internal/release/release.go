@@ -221,16 +221,16 @@ func Release(ctx context.Context, o Options) (*Report, error) {
 func Plan(o Options, src Source, st onbox.Store, d Deployer, envFile string) (*Pipeline, *Report) {
 	rep := &Report{Version: src.Version}
 	outDir := filepath.Join(o.Root, ".state", "release", "dist", src.Version)
-	targets := []Target{{Name: o.Env.Release.Binary, Package: o.apiPackage(), Arch: o.Env.Instance.Arch}}
+	targets := []Binary{{Name: o.Env.Release.Binary, Package: o.apiPackage(), Arch: o.Env.Instance.Arch}}
 	if o.Env.IsTwin() && runtime.GOARCH != o.Env.Instance.Arch {
-		targets = append(targets, Target{Name: o.Env.Release.Binary, Package: o.apiPackage(), Arch: runtime.GOARCH})
+		targets = append(targets, Binary{Name: o.Env.Release.Binary, Package: o.apiPackage(), Arch: runtime.GOARCH})
 	}
-	boxTarget := Target{Name: "zops-box", Package: "./cmd/zops-box", Arch: o.Env.Instance.Arch}
+	boxTarget := Binary{Name: "zops-box", Package: "./cmd/zops-box", Arch: o.Env.Instance.Arch}
 	if src.Dir != "" && src.Dir != o.Root {
 		boxTarget.Dir, boxTarget.Rev = o.Root, o.toolkitRev
 	}
 	targets = append(targets, boxTarget)
-	build := &Build{Src: src, Targets: targets, OutDir: outDir, Out: o.Out}
+	build := &Build{Src: src, Binaries: targets, OutDir: outDir, Out: o.Out}
 	smoke := &Smoke{
 		Binary: func() (onbox.Artifact, bool) {
 			return onbox.Find(build.Artifacts, o.Env.Release.Binary, o.Env.Instance.Arch)

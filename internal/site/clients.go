@@ -45,17 +45,17 @@ type EnvOptions struct {
 	Bucket         string
 }
 
-// Target is where a sync goes: the bucket store and the CDN.
-type Target struct {
+// Destination is where a sync goes: the bucket store and the CDN.
+type Destination struct {
 	Store       *S3Store
 	Invalidator Invalidator
 	Bucket      string
 }
 
-// TargetFor builds the store and invalidator of an environment from awsx: on the twin its S3
+// DestinationFor builds the store and invalidator of an environment from awsx: on the twin its S3
 // server and its edge's CloudFront API, in AWS the default credential chain and real
 // CloudFront (the distribution eo.Distribution, else the one whose alias is the domain).
-func TargetFor(ctx context.Context, env *config.Env, eo EnvOptions) (*Target, error) {
+func DestinationFor(ctx context.Context, env *config.Env, eo EnvOptions) (*Destination, error) {
 	bucket := env.Buckets.Static
 	if eo.Bucket != "" {
 		bucket = eo.Bucket
@@ -72,5 +72,5 @@ func TargetFor(ctx context.Context, env *config.Env, eo EnvOptions) (*Target, er
 	if err != nil {
 		return nil, fmt.Errorf("the distribution in front of s3://%s: %w", bucket, err)
 	}
-	return &Target{Store: NewS3Store(c.S3, bucket, conc, nil), Invalidator: cf, Bucket: bucket}, nil
+	return &Destination{Store: NewS3Store(c.S3, bucket, conc, nil), Invalidator: cf, Bucket: bucket}, nil
 }

@@ -27,7 +27,7 @@ func startEdge(t *testing.T, ep Endpoint, bucket string) (string, *awsx.CloudFro
 	t.Helper()
 	e, err := edge.New(edge.Options{
 		Config: config.DefaultEdge(),
-		Origins: map[string]edge.OriginTarget{
+		Origins: map[string]edge.OriginEndpoint{
 			config.OriginIDStatic: {URL: ep.URL + "/" + bucket, S3: &edge.S3Auth{Region: ep.Region, Credentials: credentials.NewStaticCredentialsProvider(ep.AccessKey, ep.SecretKey, "")}},
 			config.OriginIDAPI:    {URL: "http://127.0.0.1:9"}, // unused here
 		},

@@ -111,7 +111,7 @@ func SyncTarget(ctx context.Context, out io.Writer, dir string, dryRun bool) err
 	if err != nil {
 		return err
 	}
-	t, err := TargetFor(ctx, env, eo)
+	t, err := DestinationFor(ctx, env, eo)
 	if err != nil {
 		return err
 	}

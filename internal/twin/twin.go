@@ -294,7 +294,7 @@ func (t *Twin) waitDaemon(ctx context.Context, p proc) error {
 		if st.State != box.StateRunning {
 			logs, _ := bc.Logs(ctx, 15)
 			if st.State == box.StateFailed {
-				return backoff(fmt.Errorf("the API is %s: %s\n%s", st.State, st.LastError, logs))
+				return stopRetrying(fmt.Errorf("the API is %s: %s\n%s", st.State, st.LastError, logs))
 			}
 			return fmt.Errorf("the API is %s", st.State)
 		}
@@ -310,9 +310,12 @@ func (t *Twin) waitDaemon(ctx context.Context, p proc) error {
 	})
 }
 
+// permanent marks an error waitFor must not retry: the component failed for good (the box
+// supervisor gave up on the API), so waiting out the timeout would only hide it.
 type permanent struct{ error }
 
-func backoff(err error) error { return permanent{err} }
+// stopRetrying makes waitFor return err at once instead of polling again.
+func stopRetrying(err error) error { return permanent{err} }
 
 // BoxClient talks to the box supervisor in the daemon.
 func (t *Twin) BoxClient() *box.Client {

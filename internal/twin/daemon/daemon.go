@@ -129,7 +129,7 @@ func Run(ctx context.Context, env *config.Env, unitsDir string, backups bool) er
 
 	ed, err := edge.New(edge.Options{
 		Config: env.Edge,
-		Origins: map[string]edge.OriginTarget{
+		Origins: map[string]edge.OriginEndpoint{
 			// CloudFront's origin custom header: the secret that proves a request came
 			// through the edge; the gateway passes it through to the box.
 			config.OriginIDAPI: {URL: "http://" + addr(p.Gateway), Headers: env.OriginCustomHeaders(config.Origin{ID: config.OriginIDAPI, Kind: config.OriginAPI}, sec.OriginVerify)},
