@@ -63,7 +63,7 @@ func TestAPISourceFromAnotherRepository(t *testing.T) {
 		if src.Version != wantVersion || src.Dirty {
 			t.Fatalf("source %s: version %q dirty %v, want %s clean", s, src.Version, src.Dirty, wantVersion)
 		}
-		b := &Build{Src: src, OutDir: t.TempDir(), Targets: []Target{
+		b := &Build{Src: src, OutDir: t.TempDir(), Binaries: []Binary{
 			{Name: "zmanim-api", Package: s.Package, Arch: runtime.GOARCH},
 			{Name: "zops-box", Package: "./hello", Arch: runtime.GOARCH, Dir: toolkit, Rev: "toolkit-rev"},
 		}}
@@ -170,10 +170,10 @@ func TestAPISourceOptions(t *testing.T) {
 			b = bs
 		}
 	}
-	if b == nil || b.Targets[0].Package != "./cmd/api" || b.Targets[0].Dir != "" {
-		t.Fatalf("API target = %+v", b.Targets)
+	if b == nil || b.Binaries[0].Package != "./cmd/api" || b.Binaries[0].Dir != "" {
+		t.Fatalf("API target = %+v", b.Binaries)
 	}
-	box := b.Targets[len(b.Targets)-1]
+	box := b.Binaries[len(b.Binaries)-1]
 	if box.Name != "zops-box" || box.Dir != "/toolkit" || box.Rev != "abc" {
 		t.Fatalf("zops-box target = %+v", box)
 	}
