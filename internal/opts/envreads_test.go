@@ -42,15 +42,31 @@ func TestOnlyEntryFilesReadOptions(t *testing.T) {
 			}
 			for _, d := range af.Decls {
 				gd, ok := d.(*ast.GenDecl)
-				if !ok || gd.Tok != token.CONST {
+				if !ok || (gd.Tok != token.CONST && gd.Tok != token.VAR) {
 					continue
 				}
 				for _, sp := range gd.Specs {
 					vs := sp.(*ast.ValueSpec)
 					for i, n := range vs.Names {
-						if i < len(vs.Values) {
-							if bl, ok := vs.Values[i].(*ast.BasicLit); ok && bl.Kind == token.STRING {
-								c[n.Name], _ = strconv.Unquote(bl.Value)
+						if i >= len(vs.Values) {
+							continue
+						}
+						switch v := vs.Values[i].(type) {
+						case *ast.BasicLit:
+							if v.Kind == token.STRING && gd.Tok == token.CONST {
+								c[n.Name], _ = strconv.Unquote(v.Value)
+							}
+						case *ast.CompositeLit:
+							// var names = []string{"A", "B"}: a range over it reads those names.
+							var elems []string
+							for _, e := range v.Elts {
+								if bl, ok := e.(*ast.BasicLit); ok && bl.Kind == token.STRING {
+									u, _ := strconv.Unquote(bl.Value)
+									elems = append(elems, u)
+								}
+							}
+							if len(elems) == len(v.Elts) && len(elems) > 0 {
+								c["[]"+n.Name] = strings.Join(elems, ",")
 							}
 						}
 					}
@@ -80,7 +96,17 @@ func TestOnlyEntryFilesReadOptions(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		rangeOver := map[string]string{} // loop variable -> names it takes (from a []string var)
 		ast.Inspect(af, func(n ast.Node) bool {
+			if rs, ok := n.(*ast.RangeStmt); ok {
+				if x, ok := rs.X.(*ast.Ident); ok {
+					if v, ok := rs.Value.(*ast.Ident); ok {
+						if names, ok := consts(filepath.Dir(path))["[]"+x.Name]; ok {
+							rangeOver[v.Name] = names
+						}
+					}
+				}
+			}
 			call, ok := n.(*ast.CallExpr)
 			if !ok || len(call.Args) != 1 {
 				return true
@@ -98,6 +124,14 @@ func TestOnlyEntryFilesReadOptions(t *testing.T) {
 				name, _ = strconv.Unquote(a.Value)
 			case *ast.Ident:
 				name = consts(filepath.Dir(path))[a.Name]
+				if names, ok := rangeOver[a.Name]; ok && name == "" {
+					name = names
+					for _, nm := range strings.Split(names, ",") {
+						if strings.HasPrefix(nm, "ZOPS_") {
+							name = nm
+						}
+					}
+				}
 			}
 			if name == "" {
 				if _, ok := dynamicOK[rel]; ok {
