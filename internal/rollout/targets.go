@@ -114,4 +114,3 @@ func HTTPHealth(url string, hc *http.Client) HealthFunc {
 		return Health{Status: resp.StatusCode, Version: body.Version, RecipeHash: body.RecipeHash}, nil
 	}
 }
-
