@@ -25,7 +25,6 @@ import (
 
 	"github.com/shtetl/zmanim-ops/internal/awsx/awserr"
 	"github.com/shtetl/zmanim-ops/internal/config"
-	"github.com/shtetl/zmanim-ops/internal/twinstate"
 )
 
 // Clients are the AWS clients of one environment.
@@ -64,11 +63,11 @@ const TwinDistributionID = config.TwinDistributionID
 // New returns the clients for env.
 func New(ctx context.Context, env *config.Env) (*Clients, error) {
 	if env.IsTwin() {
-		sec, err := twinstate.Dir(env.Twin.StateDir).ReadSecrets()
+		ep, err := TwinS3(env)
 		if err != nil {
 			return nil, err
 		}
-		return NewTwin(ctx, env, TwinEndpoints(env), sec.S3AccessKey, sec.S3SecretKey)
+		return NewTwin(ctx, env, TwinEndpoints(env), ep.AccessKey, ep.SecretKey)
 	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(env.Region))
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/jackc/pgx/v5"
@@ -70,8 +69,7 @@ func benchSetup(ctx context.Context, o BenchOptions, out io.Writer) (*benchEnv, 
 			region = "us-east-1"
 		}
 		bucket := "zops-test-backup"
-		cl := s3.New(s3.Options{Region: region, BaseEndpoint: aws.String(ep), UsePathStyle: true,
-			Credentials: credentials.NewStaticCredentialsProvider(ak, sk, "")})
+		cl := awsx.NewS3(awsx.S3Endpoint{URL: ep, AccessKey: ak, SecretKey: sk, Region: region})
 		if _, err := cl.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil && !strings.Contains(err.Error(), "BucketAlready") {
 			return nil, fmt.Errorf("bench bucket: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/shtetl/zmanim-ops/internal/awsx"
 )
 
 func TestScanBadInput(t *testing.T) {
@@ -161,7 +162,7 @@ func TestSyncBucketMissingAndAccessDenied(t *testing.T) {
 	ep := s3env(t)
 	dir := writeTree(t, map[string]string{"index.html": "home"})
 	ctx := context.Background()
-	missing := NewS3Store(NewS3Client(ep), "site-test-no-such-bucket", 4, nil)
+	missing := NewS3Store(awsx.NewS3(ep), "site-test-no-such-bucket", 4, nil)
 	_, _, err := Sync(ctx, Options{Dir: dir, Store: missing, Out: quiet()})
 	if !errors.Is(err, ErrNoBucket) {
 		t.Fatalf("missing bucket: %v, want ErrNoBucket", err)
@@ -169,7 +170,7 @@ func TestSyncBucketMissingAndAccessDenied(t *testing.T) {
 	st, _ := newBucket(t, ep)
 	bad := ep
 	bad.SecretKey = "wrong-secret"
-	denied := NewS3Store(NewS3Client(bad), st.Bucket(), 4, nil)
+	denied := NewS3Store(awsx.NewS3(bad), st.Bucket(), 4, nil)
 	_, _, err = Sync(ctx, Options{Dir: dir, Store: denied, Out: quiet()})
 	if !errors.Is(err, ErrAccessDenied) {
 		t.Fatalf("wrong secret: %v, want ErrAccessDenied", err)

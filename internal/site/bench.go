@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/benchkit"
 	"github.com/shtetl/zmanim-ops/internal/site/nextgen"
 	"github.com/shtetl/zmanim-ops/internal/tools"
@@ -26,7 +27,7 @@ import (
 type BenchOptions struct {
 	// Endpoint is the S3 server (bench:site uses the twin's when it is up); an empty URL
 	// starts a throwaway versitygw (Versitygw) on a free loopback port, data in a temp dir.
-	Endpoint  Endpoint
+	Endpoint  awsx.S3Endpoint
 	Versitygw string // versitygw binary, used when Endpoint.URL is empty
 	AWS       string // aws CLI v2 (default /usr/bin/aws)
 	Spec      nextgen.Spec
@@ -92,7 +93,7 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	} else {
 		fmt.Fprintf(o.Out, "site: bench: S3 server %s\n", ep.URL)
 	}
-	client := NewS3Client(ep)
+	client := awsx.NewS3(ep)
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
 	ours, theirs := "bench-ours-"+hex.EncodeToString(suffix), "bench-aws-"+hex.EncodeToString(suffix)
@@ -235,30 +236,30 @@ func FindVersitygw(ctx context.Context) (string, error) {
 
 // StartVersitygw starts a throwaway versitygw (posix backend in dataDir) on a free loopback
 // port and returns a stop function and its endpoint.
-func StartVersitygw(ctx context.Context, bin, dataDir, region string) (func(), Endpoint, error) {
+func StartVersitygw(ctx context.Context, bin, dataDir, region string) (func(), awsx.S3Endpoint, error) {
 	if bin == "" {
 		var err error
 		if bin, err = FindVersitygw(ctx); err != nil {
-			return nil, Endpoint{}, err
+			return nil, awsx.S3Endpoint{}, err
 		}
 	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return nil, Endpoint{}, err
+		return nil, awsx.S3Endpoint{}, err
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, Endpoint{}, err
+		return nil, awsx.S3Endpoint{}, err
 	}
 	addr := l.Addr().String()
 	l.Close()
 	key := make([]byte, 12)
 	rand.Read(key)
-	ep := Endpoint{URL: "http://" + addr, AccessKey: "bench", SecretKey: hex.EncodeToString(key), Region: region}
+	ep := awsx.S3Endpoint{URL: "http://" + addr, AccessKey: "bench", SecretKey: hex.EncodeToString(key), Region: region}
 	// The same flags as the twin's versitygw (internal/twin), so both measure the same server.
 	cmd := exec.Command(bin, "--access", ep.AccessKey, "--secret", ep.SecretKey, "--port", addr, "--region", region, "--quiet", "posix", dataDir)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
-		return nil, Endpoint{}, fmt.Errorf("start versitygw: %w", err)
+		return nil, awsx.S3Endpoint{}, fmt.Errorf("start versitygw: %w", err)
 	}
 	stop := func() { cmd.Process.Kill(); cmd.Wait() }
 	deadline := time.Now().Add(10 * time.Second)
@@ -270,7 +271,7 @@ func StartVersitygw(ctx context.Context, bin, dataDir, region string) (func(), E
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			stop()
-			return nil, Endpoint{}, fmt.Errorf("versitygw did not answer on %s within 10s: %w", addr, err)
+			return nil, awsx.S3Endpoint{}, fmt.Errorf("versitygw did not answer on %s within 10s: %w", addr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -5,33 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/config"
 )
-
-// Endpoint overrides the S3 endpoint and credentials (tests, benchmarks, the twin).
-type Endpoint struct {
-	URL, AccessKey, SecretKey, Region string
-}
-
-// NewS3Client returns a path-style S3 client for an explicit S3-compatible endpoint (tests
-// and the benchmark; site:sync takes its clients from awsx).
-func NewS3Client(ep Endpoint) *s3.Client {
-	region := ep.Region
-	if region == "" {
-		region = "us-east-1"
-	}
-	return s3.New(s3.Options{
-		Region:       region,
-		BaseEndpoint: aws.String(ep.URL),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(ep.AccessKey, ep.SecretKey, ""),
-	})
-}
 
 // EnvOptions are the ZOPS_SITE_* options shared by site:sync, site:plan and bench:site
 // (read by ReadEnv in targets.go).

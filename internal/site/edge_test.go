@@ -23,7 +23,7 @@ import (
 // front of bucket, with the default distribution description (directory-index function,
 // default root object, static cache policy), and returns its viewer URL and an Invalidator
 // talking to its CloudFront API.
-func startEdge(t *testing.T, ep Endpoint, bucket string) (string, *awsx.CloudFront) {
+func startEdge(t *testing.T, ep awsx.S3Endpoint, bucket string) (string, *awsx.CloudFront) {
 	t.Helper()
 	e, err := edge.New(edge.Options{
 		Config: config.DefaultEdge(),
@@ -134,7 +134,7 @@ func TestThroughEdge(t *testing.T) {
 // TestInvalidatePaths runs edge:invalidate's code against the edge's CloudFront API, the way
 // `go tool mage edge:invalidate` reaches the twin.
 func TestInvalidatePaths(t *testing.T) {
-	_, cf := startEdge(t, Endpoint{URL: "http://127.0.0.1:9", Region: "us-east-1"}, "unused")
+	_, cf := startEdge(t, awsx.S3Endpoint{URL: "http://127.0.0.1:9", Region: "us-east-1"}, "unused")
 	var out strings.Builder
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

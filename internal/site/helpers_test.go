@@ -12,21 +12,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/testfix"
 )
 
 // s3env returns the twin's S3 server (real versitygw, through testfix) as an Endpoint.
-func s3env(t *testing.T) Endpoint {
+func s3env(t *testing.T) awsx.S3Endpoint {
 	t.Helper()
 	s := testfix.RequireS3(t)
-	return Endpoint{URL: s.Endpoint, AccessKey: s.AccessKey, SecretKey: s.SecretKey, Region: s.Region}
+	return awsx.S3Endpoint{URL: s.Endpoint, AccessKey: s.AccessKey, SecretKey: s.SecretKey, Region: s.Region}
 }
 
 // newBucket creates a scratch bucket (removed when the test ends) and returns a store on it.
-func newBucket(t *testing.T, ep Endpoint) (*S3Store, *s3.Client) {
+func newBucket(t *testing.T, ep awsx.S3Endpoint) (*S3Store, *s3.Client) {
 	t.Helper()
 	name := testfix.RequireS3(t).NewBucket(t, "site-test")
-	c := NewS3Client(ep)
+	c := awsx.NewS3(ep)
 	return NewS3Store(c, name, 16, nil), c
 }
 

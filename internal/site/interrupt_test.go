@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/site/nextgen"
 )
 
@@ -83,7 +84,7 @@ func TestInterruptedSyncLeavesOldSiteWhole(t *testing.T) {
 	var fp faultProxy
 	proxied := ep
 	proxied.URL = fp.start(t, ep.URL)
-	st := NewS3Store(NewS3Client(proxied), st0.Bucket(), 8, nil)
+	st := NewS3Store(awsx.NewS3(proxied), st0.Bucket(), 8, nil)
 	ctx := context.Background()
 	clk := newClock()
 	dir := t.TempDir()
@@ -119,7 +120,7 @@ func TestInterruptedSyncLeavesOldSiteWhole(t *testing.T) {
 	// Cancelled mid-way (a kill): same guarantee.
 	fp.armed.Store(false)
 	cctx, cancel := context.WithCancel(ctx)
-	cs := NewS3Store(NewS3Client(proxied), st0.Bucket(), 4, nil)
+	cs := NewS3Store(awsx.NewS3(proxied), st0.Bucket(), 4, nil)
 	go func() {
 		for cs.Requests().Get("PutObject") < 15 {
 			if cctx.Err() != nil {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/site/nextgen"
 )
 
@@ -35,7 +36,7 @@ func TestTransientErrorsAreRetried(t *testing.T) {
 	defer srv.Close()
 	proxied := ep
 	proxied.URL = srv.URL
-	st := NewS3Store(NewS3Client(proxied), st0.Bucket(), 8, nil)
+	st := NewS3Store(awsx.NewS3(proxied), st0.Bucket(), 8, nil)
 	dir := t.TempDir()
 	ex, err := nextgen.Write(dir, nextgen.Small())
 	if err != nil {

@@ -134,7 +134,7 @@ func SyncTarget(ctx context.Context, out io.Writer, dir string, dryRun bool) err
 func ReadBenchOptions(r *opts.Reader) BenchOptions {
 	eo := ReadEnv(r)
 	return BenchOptions{
-		Endpoint: Endpoint{URL: r.String("ZOPS_S3_ENDPOINT", ""), AccessKey: r.String("ZOPS_S3_ACCESS_KEY", ""),
+		Endpoint: awsx.S3Endpoint{URL: r.String("ZOPS_S3_ENDPOINT", ""), AccessKey: r.String("ZOPS_S3_ACCESS_KEY", ""),
 			SecretKey: r.String("ZOPS_S3_SECRET_KEY", ""), Region: r.String("ZOPS_S3_REGION", "")},
 		AWS:         r.String("ZOPS_AWS_CLI", ""),
 		Versitygw:   r.String("ZOPS_VERSITYGW", ""),
