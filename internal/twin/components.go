@@ -198,10 +198,10 @@ func chownPostgres(paths ...string) error {
 	return pgtool.ChownTree(cred, paths...)
 }
 
-func (t *Twin) pgData() string { return t.st.Path("pg", "data") }
+func (t *Twin) pgData() string { return filepath.Join(t.pgDir(), "data") }
 
 // PGWALArchive is where the twin's PostgreSQL archives WAL (production: /data/wal-archive).
-func (t *Twin) PGWALArchive() string { return t.st.Path("pg", "wal-archive") }
+func (t *Twin) PGWALArchive() string { return filepath.Join(t.pgDir(), "wal-archive") }
 
 func (t *Twin) pgRunning() (int, bool) {
 	b, err := os.ReadFile(filepath.Join(t.pgData(), "postmaster.pid"))
@@ -236,17 +236,20 @@ func (t *Twin) startPostgres(ctx context.Context) error {
 		if err := portFree(t.env.Twin.Host, t.env.Twin.Ports.Postgres, "postgres"); err != nil {
 			return err
 		}
-		for _, d := range []string{t.st.Path("pg"), t.st.Path("pg", "run"), t.PGWALArchive(), t.st.Path("logs")} {
+		if err := t.ensurePGDir(); err != nil {
+			return err
+		}
+		for _, d := range []string{t.pgDir(), filepath.Join(t.pgDir(), "run"), t.PGWALArchive(), t.st.Path("logs")} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				return err
 			}
 		}
 		if _, err := os.Stat(filepath.Join(t.pgData(), "PG_VERSION")); err != nil {
-			pw := t.st.Path("pg", "pwfile")
+			pw := filepath.Join(t.pgDir(), "pwfile")
 			if err := os.WriteFile(pw, []byte(t.sec.PGPassword+"\n"), 0o600); err != nil {
 				return err
 			}
-			if err := chownPostgres(t.st.Path("pg")); err != nil {
+			if err := chownPostgres(t.pgDir()); err != nil {
 				return err
 			}
 			err := t.runPG(ctx, "initdb", "-D", t.pgData(), "-U", "postgres", "--pwfile", pw,
@@ -268,7 +271,7 @@ archive_command = 'test ! -f %s/%%f && cp %%p %s/%%f.tmp && mv %s/%%f.tmp %s/%%f
 archive_timeout = 60
 max_wal_senders = 4
 log_min_messages = warning
-`, t.env.Twin.Host, t.env.Twin.Ports.Postgres, t.st.Path("pg", "run"), t.PGWALArchive(), t.PGWALArchive(), t.PGWALArchive(), t.PGWALArchive())
+`, t.env.Twin.Host, t.env.Twin.Ports.Postgres, filepath.Join(t.pgDir(), "run"), t.PGWALArchive(), t.PGWALArchive(), t.PGWALArchive(), t.PGWALArchive())
 			f, err := os.OpenFile(filepath.Join(t.pgData(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0o600)
 			if err != nil {
 				return err
@@ -279,10 +282,14 @@ log_min_messages = warning
 				return err
 			}
 		}
-		if err := chownPostgres(t.st.Path("pg")); err != nil {
+		if err := chownPostgres(t.pgDir()); err != nil {
 			return err
 		}
-		logf := t.st.Log("postgres")
+		logf := t.pgLog()
+		if logf != t.st.Log("postgres") {
+			_ = os.Remove(t.st.Log("postgres"))
+			_ = os.Symlink(logf, t.st.Log("postgres"))
+		}
 		if f, err := os.OpenFile(logf, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
 			f.Close()
 			_ = chownPostgres(logf)

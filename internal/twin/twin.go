@@ -373,6 +373,12 @@ func (t *Twin) Reset(ctx context.Context) error {
 	if dir == "" || dir == "/" || !strings.Contains(dir, ".state") && !t.env.StateDirSet {
 		return fmt.Errorf("refusing to delete %q: not a twin state directory", dir)
 	}
+	if pg := t.pgDir(); pg != t.st.Path("pg") && strings.HasPrefix(pg, relocatedPGRoot+"/") {
+		fmt.Fprintf(t.out, "twin: deleting %s\n", filepath.Dir(pg))
+		if err := os.RemoveAll(filepath.Dir(pg)); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(t.out, "twin: deleting %s\n", dir)
 	return os.RemoveAll(dir)
 }
