@@ -224,6 +224,7 @@ func (t *Twin) runPG(ctx context.Context, bin string, args ...string) error {
 	if err != nil {
 		return err
 	}
+	cmd.Dir = "/" // the postgres user may not be able to enter our working directory
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s: %w\n%s", bin, err, strings.TrimSpace(string(out)))
