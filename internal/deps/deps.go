@@ -51,6 +51,7 @@ var Needs = map[string]Need{
 	"awscli":           {Package: "awscli", Programs: []string{"aws"}, Why: "the aws s3 sync baseline of bench:site"},
 	"debootstrap":      {Package: "debootstrap", Programs: []string{"debootstrap"}, Why: "building a Debian root (bench:fresh, the box's image recipe)"},
 	"iptables":         {Package: "iptables", Programs: []string{"iptables"}, Why: "NAT from bench:fresh's network namespace to the package registries"},
+	"procps":           {Package: "procps", Programs: []string{"pgrep"}, Why: "the packer test's check that no process is left"},
 	"iproute2":         {Package: "iproute2", Programs: []string{"ip"}, Why: "bench:fresh's veth pair"},
 }
 
@@ -60,7 +61,7 @@ var Needs = map[string]Need{
 var Targets = map[string][]string{
 	"twin:up":       twin,
 	"release":       with(twin, "git", "qemu-user-static"),
-	"test":          with(twin, "npm", "git", "qemu-user-static", "systemd", "shellcheck", "chromium", "debootstrap"),
+	"test":          with(twin, "npm", "git", "qemu-user-static", "systemd", "shellcheck", "chromium", "debootstrap", "procps"),
 	"backup":        with(twin, "systemd"), // backup:* (run, verify, drill, wal, base, restore, units)
 	"migrate":       {"postgresql-15", "redis-server", "git"},
 	"site":          twin,
@@ -73,6 +74,7 @@ var Targets = map[string][]string{
 	"bench:release": with(twin, "git", "qemu-user-static"),
 	"bench:loadgen": twin,
 	"ami:local":     {"debootstrap", "systemd", "qemu-user-static"},
+	"ami:ec2":       {"git"},
 }
 
 var twin = []string{"postgresql-15", "postgresql-15-postgis-3", "redis-server", "redis-tools"}

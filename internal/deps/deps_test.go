@@ -240,6 +240,7 @@ var pkgTargets = map[string][]string{
 	"internal/box":                    {"twin:up"},
 	"internal/deps":                   {"twin:up"},
 	"packer/builder/local":            {"ami:local"},
+	"internal/ami/amitarget":          {"ami:ec2", "ami:local"},
 	"internal/backup/cmd/zops-backup": {"backup"},
 }
 
