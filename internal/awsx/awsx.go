@@ -3,14 +3,15 @@
 // twin's endpoints (S3 at versitygw, path-style; SSM/SES/STS at kumo; CloudFront at the twin's
 // edge) with the twin's credentials, so callers never branch on the environment. It also holds
 // CloudFront invalidation and distribution lookup (cloudfront.go), SSM Run Command
-// send-and-wait (runcommand.go) and SSM secrets (below); awserr classifies AWS errors and
-// ec2x keeps the EC2 SDK out of the binaries that do not need it (zops-box, zops-backup).
+// send-and-wait (runcommand.go), twin credentials and explicit S3 endpoints (s3.go) and SSM
+// secrets (below, on ssmx). Sub-packages keep what the box's own programs need light:
+// awserr classifies AWS errors, ssmx reads secrets, and ec2x holds the EC2 SDK, which
+// zops-box and zops-backup never link.
 // It reads no environment variable: the targets' option readers pass what they read.
 package awsx
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,7 +24,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
-	"github.com/shtetl/zmanim-ops/internal/awsx/awserr"
+	"github.com/shtetl/zmanim-ops/internal/awsx/ssmx"
 	"github.com/shtetl/zmanim-ops/internal/config"
 )
 
@@ -127,14 +128,8 @@ func clients(env *config.Env, cfg aws.Config, ep *Endpoints) *Clients {
 	return c
 }
 
-// ErrParameterMissing means an SSM parameter does not exist.
-var ErrParameterMissing = errors.New("ssm parameter missing")
-
-// SSMParameterAPI is the part of the SSM API a secret read needs.
-type SSMParameterAPI interface {
-	// GetParameter reads one parameter; WithDecryption decrypts a SecureString.
-	GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
-}
+// ErrParameterMissing means an SSM parameter does not exist (ssmx's, for errors.Is).
+var ErrParameterMissing = ssmx.ErrParameterMissing
 
 // Secret reads a SecureString parameter under the environment's prefix, decrypted. The value
 // must never be printed; errors name the parameter, not the value.
@@ -143,16 +138,8 @@ func (c *Clients) Secret(ctx context.Context, name string) (string, error) {
 }
 
 // ReadSecret reads the SecureString parameter full (its whole name), decrypted.
-func ReadSecret(ctx context.Context, api SSMParameterAPI, full string) (string, error) {
-	out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(full), WithDecryption: aws.Bool(true)})
-	if err != nil {
-		var nf *ssmtypes.ParameterNotFound
-		if errors.As(err, &nf) || awserr.SSMNotFound(err) {
-			return "", fmt.Errorf("%w: %s; create it with `aws ssm put-parameter --type SecureString --name %s` (the twin creates its own on twin:up)", ErrParameterMissing, full, full)
-		}
-		return "", fmt.Errorf("read ssm parameter %s: %w", full, err)
-	}
-	return aws.ToString(out.Parameter.Value), nil
+func ReadSecret(ctx context.Context, api ssmx.GetParameterAPI, full string) (string, error) {
+	return ssmx.ReadSecret(ctx, api, full, fmt.Sprintf("create it with `aws ssm put-parameter --type SecureString --name %s` (the twin creates its own on twin:up)", full))
 }
 
 // SecretFromDefaultChain reads a SecureString parameter with the default credential chain

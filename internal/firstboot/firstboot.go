@@ -23,16 +23,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/shtetl/zmanim-ops/internal/awsx/ssmx"
 	"github.com/shtetl/zmanim-ops/internal/boxspec"
 )
 
 // Errors of first boot.
 var (
-	ErrParameterMissing = errors.New("ssm parameter missing")
+	ErrParameterMissing = ssmx.ErrParameterMissing
 	ErrNoVolume         = errors.New("data volume not attached")
 	ErrProbe            = errors.New("cannot tell whether the data volume is blank")
 	ErrInput            = errors.New("instance file incomplete")
@@ -365,15 +364,7 @@ func (b *Boot) full(name string) string { return strings.TrimSuffix(b.In.SSMPref
 
 func (b *Boot) param(ctx context.Context, name string) (string, error) {
 	full := b.full(name)
-	out, err := b.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(full), WithDecryption: aws.Bool(true)})
-	if err != nil {
-		var nf *ssmtypes.ParameterNotFound
-		if errors.As(err, &nf) || strings.Contains(err.Error(), "ParameterNotFound") {
-			return "", fmt.Errorf("%w: %s; create it (aws ssm put-parameter --name %s ...) and restart %s", ErrParameterMissing, full, full, boxspec.UnitFirstBoot)
-		}
-		return "", fmt.Errorf("read ssm parameter %s: %w", full, err)
-	}
-	return aws.ToString(out.Parameter.Value), nil
+	return ssmx.ReadSecret(ctx, b.SSM, full, fmt.Sprintf("create it (aws ssm put-parameter --name %s ...) and restart %s", full, boxspec.UnitFirstBoot))
 }
 
 // envLine renders KEY=value for systemd's EnvironmentFile=: plain when safe, else double-quoted
