@@ -16,6 +16,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/shtetl/zmanim-ops/internal/boxspec"
 	"github.com/shtetl/zmanim-ops/internal/config"
 )
 
@@ -40,39 +41,41 @@ type ComputeStack struct {
 	BoxService awsservicediscovery.Service
 }
 
-// Names used on the box (the AMI's units and users, packer/).
+// Names used on the box come from its contract (internal/boxspec), which the image recipe, the
+// units, first boot and zops-backup read as well.
 const (
-	DataDir       = "/data"
-	DataLabel     = "zmanim-data"
-	DataDevice    = "/dev/sdf"
+	DataDir       = boxspec.DataDir
+	DataDevice    = "/dev/sdf"  // requested at attachment; Nitro ignores it (first boot uses the volume id)
 	RootDevice    = "/dev/xvda" // Amazon Linux 2023
-	ServiceGroup  = "zmanim"
-	EnvFile       = "/etc/zmanim/zmanim.env"
-	BoxServices   = "postgresql redis zmanim-api restic-backup.timer restic-verify.timer"
-	AgentParam    = "cloudwatch-agent" // under the SSM prefix
+	AgentParam    = boxspec.ParamCWAgent // under the SSM prefix; first boot loads it into the agent
 	MetricsNS     = "CWAgent"
-	BackupNS      = "Zmanim/Backup" // the backup job puts BackupSucceeded=1 here after each good run
+	BackupNS      = "Zmanim/Backup" // zops-backup puts BackupSucceeded=1 (dimension Env) after each good run
 	BackupMetric  = "BackupSucceeded"
 	CloudMapName  = "box"
 	namespaceName = "zmanim.internal"
 )
 
-//go:embed assets/userdata.sh
+//go:embed assets/userdata.yaml
 var userDataTemplate string
 
-// UserDataParams fill assets/userdata.sh.
+// UserDataParams fill assets/userdata.yaml: the instance file first boot reads.
 type UserDataParams struct {
-	Region, VolumeID, SSMPrefix, DataDir, Label, ServiceGroup, EnvFile, AgentParam, Services string
+	Region, VolumeID, SSMPrefix string
 }
 
-// RenderUserData renders the boot script.
+// RenderUserData renders the cloud-config user data.
 func RenderUserData(p UserDataParams) (string, error) {
 	t, err := template.New("userdata").Option("missingkey=error").Parse(userDataTemplate)
 	if err != nil {
 		return "", fmt.Errorf("parse user data: %w", err)
 	}
+	data := map[string]string{
+		"Region": p.Region, "VolumeID": p.VolumeID, "SSMPrefix": p.SSMPrefix,
+		"InstanceFile": boxspec.InstanceFile, "APIEnvFile": boxspec.APIEnvFile,
+		"KeyRegion": boxspec.KeyRegion, "KeySSMPrefix": boxspec.KeySSMPrefix, "KeyVolumeID": boxspec.KeyVolumeID,
+	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, p); err != nil {
+	if err := t.Execute(&b, data); err != nil {
 		return "", fmt.Errorf("render user data: %w", err)
 	}
 	return b.String(), nil
@@ -163,7 +166,12 @@ func NewComputeStack(scope constructs.Construct, id string, props *ComputeStackP
 	// restic, origin-verify) are put by operators: CloudFormation cannot create SecureStrings.
 	cfgJSON, _ := json.Marshal(map[string]any{
 		"env": e.Name, "region": region, "domain": e.Domain, "port": e.Instance.Port,
-		"buckets": e.Buckets, "data_dir": DataDir, "origin_verify_header": e.API.OriginVerifyHeader,
+		"buckets": e.Buckets, "data_dir": DataDir,
+		// First boot writes these into the API's environment (boxspec.APIEnv).
+		boxspec.ConfigOriginHeader: e.API.OriginVerifyHeader,
+		boxspec.ConfigJWKSURL:      e.API.Authorizers[config.AuthorizerJWT].JWKS(),
+		boxspec.ConfigJWTIssuer:    e.API.Authorizers[config.AuthorizerJWT].Issuer,
+		boxspec.ConfigJWTAudience:  e.API.Authorizers[config.AuthorizerJWT].Audience[0],
 	})
 	awsssm.NewStringParameter(stack, jsii.String("ConfigParam"), &awsssm.StringParameterProps{
 		ParameterName: jsii.String(e.SSM(config.ParamConfig)),
@@ -188,10 +196,7 @@ func NewComputeStack(scope constructs.Construct, id string, props *ComputeStackP
 		VolumeName:       jsii.String("zmanim-" + e.Name + "-data"),
 	})
 
-	script, err := RenderUserData(UserDataParams{
-		Region: region, VolumeID: *volume.VolumeId(), SSMPrefix: ssmPrefix, DataDir: DataDir, Label: DataLabel,
-		ServiceGroup: ServiceGroup, EnvFile: EnvFile, AgentParam: e.SSM(AgentParam), Services: BoxServices,
-	})
+	script, err := RenderUserData(UserDataParams{Region: region, VolumeID: *volume.VolumeId(), SSMPrefix: ssmPrefix})
 	if err != nil {
 		panic(err) // the template is embedded; a failure is a programming error caught by the tests
 	}
@@ -275,11 +280,10 @@ func AgentConfig(e *config.Env) string {
 				"disk": map[string]any{"measurement": []string{"used_percent"}, "resources": []string{"/", DataDir}, "drop_device": true, "ignore_file_system_types": []string{"sysfs", "devtmpfs", "tmpfs"}},
 			},
 		},
+		// Every service logs to the journal; zmanim-journal-export (packer/recipe/60-logs.sh)
+		// copies the box's units' journal to this file, the one the agent can tail.
 		"logs": map[string]any{"logs_collected": map[string]any{"files": map[string]any{"collect_list": []any{
-			logs("/var/log/zmanim/api.log", "api"),
-			logs("/data/postgres/log/*.log", "postgresql"),
-			logs("/var/log/redis/redis.log", "redis"),
-			logs("/var/log/zmanim-boot.log", "boot"),
+			logs(boxspec.LogFile, "box"),
 		}}}},
 	}
 	b, _ := json.Marshal(c)

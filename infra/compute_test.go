@@ -2,15 +2,12 @@ package main
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 
+	"github.com/shtetl/zmanim-ops/internal/boxspec"
 	"github.com/shtetl/zmanim-ops/internal/config"
 )
 
@@ -125,114 +122,80 @@ func TestStory7_4_5_and_7_9_3_LeastPrivilegeRole(t *testing.T) {
 	}
 }
 
-// 7.4.6 + 7.9.4: the boot script names the data volume, mounts /data, exports the prefix.
+// 7.4.6 + 7.9.4: the user data only writes the instance file that the image's first boot
+// (internal/firstboot, tested there: blank-only formatting, mount by UUID, env from SSM) reads;
+// its keys are the contract's (internal/boxspec).
 func TestStory7_4_6_and_7_9_4_UserData(t *testing.T) {
 	_, box := one(t, PartCompute, "AWS::EC2::Instance")
 	ud := js(props(box)["UserData"])
 	volID, _ := one(t, PartCompute, "AWS::EC2::Volume")
-	for _, want := range []string{`{"Ref":"` + volID + `"}`, `SSM_PREFIX=\"` + cfg.SSMPrefix, `DATA_DIR=\"/data`, "get-parameters-by-path", "blkid -p", "systemctl enable --now", "amazon-cloudwatch-agent-ctl"} {
+	for _, want := range []string{"#cloud-config", "path: " + boxspec.InstanceFile, boxspec.KeySSMPrefix + "=" + cfg.SSMPrefix,
+		boxspec.KeyRegion + "=" + cfg.Region, boxspec.KeyVolumeID + "=", `{"Ref":"` + volID + `"}`} {
 		if !strings.Contains(ud, want) {
-			t.Errorf("user data lacks %s", want)
+			t.Errorf("user data lacks %s:\n%s", want, ud)
 		}
 	}
-}
-
-// Trap 4 on the box: the boot script formats only a volume blkid finds blank, keeps one with
-// data, and stops on any other answer; it mounts by UUID. Run with stubbed system commands.
-func TestStory7_4_6_BootScript_FormatsOnlyBlankVolume_Trap4(t *testing.T) {
-	dir := t.TempDir()
-	script := renderTestScript(t, dir)
-	tests := []struct {
-		name     string
-		blkidRC  string
-		wantFail bool
-		wantMkfs bool
-	}{
-		{"blank volume is formatted", "2", false, true},
-		{"volume with a filesystem is kept", "0", false, false},
-		{"probe error refuses", "4", true, false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			log := filepath.Join(t.TempDir(), "calls")
-			out, err := runScript(t, dir, script, "prepare_volume /dev/fakedata", "BLKID_RC="+tc.blkidRC, "CALLS="+log)
-			calls, _ := os.ReadFile(log)
-			if (err != nil) != tc.wantFail {
-				t.Fatalf("err=%v, want fail=%v\n%s", err, tc.wantFail, out)
-			}
-			if got := strings.Contains(string(calls), "mkfs.xfs -L "+DataLabel+" /dev/fakedata"); got != tc.wantMkfs {
-				t.Errorf("mkfs called=%v, want %v; calls:\n%s", got, tc.wantMkfs, calls)
-			}
-		})
-	}
-	t.Run("mount by UUID replaces an old /data line", func(t *testing.T) {
-		fstab := filepath.Join(t.TempDir(), "fstab")
-		os.WriteFile(fstab, []byte("UUID=root / xfs defaults 0 0\n/dev/nvme1n1 "+filepath.Join(dir, "data")+" xfs defaults 0 2\n"), 0o644)
-		log := filepath.Join(t.TempDir(), "calls")
-		out, err := runScript(t, dir, script, "mount_data /dev/fakedata", "BLKID_RC=0", "CALLS="+log, "FSTAB="+fstab)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
+	// The old once-only script wrote zmanim.env with every parameter (restic password
+	// included) under names the units never read.
+	for _, gone := range []string{"zmanim.env", "get-parameters-by-path", "restic-backup.timer", "mkfs"} {
+		if strings.Contains(ud, gone) {
+			t.Errorf("user data still has %q", gone)
 		}
-		b, _ := os.ReadFile(fstab)
-		want := "UUID=root / xfs defaults 0 0\nUUID=1111-2222 " + filepath.Join(dir, "data") + " xfs defaults,noatime,nofail 0 2\n"
-		if string(b) != want {
-			t.Errorf("fstab:\n%s\nwant:\n%s", b, want)
-		}
-	})
-	t.Run("volume never attached", func(t *testing.T) {
-		out, err := runScript(t, dir, script, "wait_for_volume", "DEVICE_WAIT_SECONDS=0")
-		if err == nil || !strings.Contains(out, "is not attached") {
-			t.Errorf("err=%v out=%s", err, out)
-		}
-	})
-}
-
-// 7.9.4: parameters become NAME="value" lines in a 0640 file; the agent config is left out.
-func TestStory7_9_4_BootScript_ExportsParameters(t *testing.T) {
-	dir := t.TempDir()
-	script := renderTestScript(t, dir)
-	params := map[string]any{"Parameters": []map[string]string{
-		{"Name": cfg.SSM(config.ParamClerkSecret), "Value": `sk_"quoted"\back`},
-		{"Name": cfg.SSM(config.ParamConfig), "Value": `{"env":"prod"}`},
-		{"Name": cfg.SSM(AgentParam), "Value": `{"agent":{}}`},
-	}}
-	b, _ := json.Marshal(params)
-	pfile := filepath.Join(dir, "params.json")
-	os.WriteFile(pfile, b, 0o600)
-	out, err := runScript(t, dir, script, "write_env", "PARAMS="+pfile)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
 	}
-	env := filepath.Join(dir, "etc", "zmanim.env")
-	st, err := os.Stat(env)
+	s, err := RenderUserData(UserDataParams{Region: "eu-west-1", VolumeID: "vol-0abc", SSMPrefix: "/zmanim/prod"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Mode().Perm() != 0o640 {
-		t.Errorf("env file mode %v, want 0640", st.Mode().Perm())
+	var keys []string
+	for _, l := range strings.Split(s, "\n") {
+		l = strings.TrimSpace(l)
+		if k, _, ok := strings.Cut(l, "="); ok && strings.HasPrefix(k, "ZOPS_") {
+			keys = append(keys, k)
+			if !contains(boxspec.InstanceKeys, k) {
+				t.Errorf("user data writes %s, which first boot does not know (boxspec.InstanceKeys)", k)
+			}
+		}
 	}
-	got, _ := os.ReadFile(env)
-	want := `CLERK_SECRET_KEY="sk_\"quoted\"\\back"` + "\n" + `CONFIG="{\"env\":\"prod\"}"` + "\n"
-	if string(got) != want {
-		t.Errorf("env file:\n%s\nwant:\n%s", got, want)
-	}
-	if strings.Contains(out, "sk_") {
-		t.Errorf("the script printed a secret: %s", out)
+	if len(keys) != 3 {
+		t.Errorf("instance file keys %v, want region, prefix and volume id", keys)
 	}
 }
 
-func TestBootScriptShellcheck(t *testing.T) {
-	sc, err := exec.LookPath("shellcheck")
-	if err != nil {
-		if os.Getenv("ZOPS_REQUIRE_INTEGRATION") == "1" {
-			t.Fatal("shellcheck not found (apt-get install shellcheck)")
+// The config parameter carries every field first boot puts into the API's environment.
+func TestConfigParameterFeedsAPIEnv(t *testing.T) {
+	var fields []string
+	for _, k := range boxspec.APIEnv {
+		if k.Source == boxspec.FromConfig {
+			fields = append(fields, k.Param)
 		}
-		t.Skip("shellcheck not installed")
 	}
-	dir := t.TempDir()
-	script := renderTestScript(t, dir)
-	if out, err := exec.Command(sc, "-s", "bash", script).CombinedOutput(); err != nil {
-		t.Errorf("shellcheck: %v\n%s", err, out)
+	m := map[string]any{}
+	for _, f := range fields {
+		m[f] = assertions.Match_AnyValue()
+	}
+	has(t, PartCompute, "AWS::SSM::Parameter", map[string]any{"Name": cfg.SSM(config.ParamConfig), "Type": "String",
+		"Value": assertions.Match_SerializedJson(assertions.Match_ObjectLike(&m))})
+}
+
+// The agent tails the file the image really writes (the journal export), not api.log.
+func TestAgentTailsWrittenLogFile(t *testing.T) {
+	var c struct {
+		Logs struct {
+			LogsCollected struct {
+				Files struct {
+					CollectList []struct {
+						FilePath string `json:"file_path"`
+					} `json:"collect_list"`
+				} `json:"files"`
+			} `json:"logs_collected"`
+		} `json:"logs"`
+	}
+	if err := json.Unmarshal([]byte(AgentConfig(cfg)), &c); err != nil {
+		t.Fatal(err)
+	}
+	l := c.Logs.LogsCollected.Files.CollectList
+	if len(l) != 1 || l[0].FilePath != boxspec.LogFile {
+		t.Fatalf("agent tails %+v, want only %s", l, boxspec.LogFile)
 	}
 }
 
@@ -281,49 +244,6 @@ func TestCloudMapRegistersBoxPrivateAddress(t *testing.T) {
 		"AWS_INSTANCE_IPV4": map[string]any{"Fn::GetAtt": []any{boxID, "PrivateIp"}},
 		"AWS_INSTANCE_PORT": "8080",
 	}})
-}
-
-func renderTestScript(t *testing.T, dir string) string {
-	t.Helper()
-	group := "root"
-	if u, err := user.Current(); err == nil {
-		if g, err := user.LookupGroupId(u.Gid); err == nil {
-			group = g.Name
-		}
-	}
-	s, err := RenderUserData(UserDataParams{Region: "eu-west-1", VolumeID: "vol-0abc", SSMPrefix: cfg.SSMPrefix, DataDir: filepath.Join(dir, "data"),
-		Label: DataLabel, ServiceGroup: group, EnvFile: filepath.Join(dir, "etc", "zmanim.env"), AgentParam: cfg.SSM(AgentParam), Services: BoxServices})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Stubs for the system commands the steps call.
-	bin := filepath.Join(dir, "bin")
-	os.MkdirAll(bin, 0o755)
-	stubs := map[string]string{
-		"blkid":      "echo \"blkid $*\" >>\"${CALLS:-/dev/null}\"\ncase \"$*\" in *UUID*) echo 1111-2222; exit 0;; esac\nexit \"${BLKID_RC:-0}\"",
-		"mkfs.xfs":   "echo \"mkfs.xfs $*\" >>\"${CALLS:-/dev/null}\"",
-		"mountpoint": "exit 1",
-		"mount":      "echo \"mount $*\" >>\"${CALLS:-/dev/null}\"",
-		"aws":        "cat \"$PARAMS\"",
-	}
-	for name, body := range stubs {
-		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path := filepath.Join(dir, "userdata.sh")
-	if err := os.WriteFile(path, []byte(s), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func runScript(t *testing.T, dir, script, call string, env ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command("bash", "-c", `source "$1"; `+call, "bash", script)
-	cmd.Env = append(os.Environ(), append([]string{"PATH=" + filepath.Join(dir, "bin") + ":" + os.Getenv("PATH")}, env...)...)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
 }
 
 func asStrings(v any) []string {

@@ -161,6 +161,14 @@ const (
 	ParamResticPass   = "restic-password"
 	ParamClerkSecret  = "clerk-secret-key"
 	ParamPGPassword   = "postgres-password"
+	ParamCWAgent      = "cloudwatch-agent" // the CloudWatch agent's configuration (production)
+)
+
+// LogFile is the journal of the box's units as a file (zmanim-journal-export), tailed by the
+// CloudWatch agent; CWAgentCtl is the agent's control program (installed on AL2023 only).
+const (
+	LogFile    = "/var/log/zmanim/box.log"
+	CWAgentCtl = "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
 )
 
 // APIEnv is the API's environment, every key and where it comes from. Nothing else goes into
@@ -213,7 +221,7 @@ func shellVars() map[string]string {
 		"ZB_OPT_DIR": OptDir, "ZB_BIN_DIR": BinDir, "ZB_ZOPS_BOX": ZopsBox, "ZB_ZOPS_BACKUP": ZopsBackup,
 		"ZB_RESTIC": Restic, "ZB_PG_BIN_DIR": PGBinDir, "ZB_REDIS_SERVER": RedisServer,
 		"ZB_RELEASES": Releases, "ZB_CURRENT": Current, "ZB_API_BINARY": APIBinary,
-		"ZB_CONTRACT_FILE": ContractFile, "ZB_CONF_DIR": ConfDir, "ZB_API_ENV_FILE": APIEnvFile, "ZB_INSTANCE_FILE": InstanceFile,
+		"ZB_CONTRACT_FILE": ContractFile, "ZB_LOG_FILE": LogFile, "ZB_CW_AGENT_CTL": CWAgentCtl, "ZB_CONF_DIR": ConfDir, "ZB_API_ENV_FILE": APIEnvFile, "ZB_INSTANCE_FILE": InstanceFile,
 		"ZB_PG_CONF": PGConf, "ZB_REDIS_CONF": RedisConf,
 		"ZB_DATA_DIR": DataDir, "ZB_PG_DATA": PGData, "ZB_REDIS_DIR": RedisDir, "ZB_WAL_ARCHIVE": WALArchive,
 		"ZB_SCRATCH": Scratch, "ZB_PG_SOCKET_DIR": PGSocketDir,

@@ -95,11 +95,12 @@ func (b *Boot) Run(ctx context.Context) error {
 		{"wait for the data volume", func(ctx context.Context) (err error) { dev, err = b.waitDevice(ctx); return }},
 		// Trap 4: never format a volume that holds anything.
 		{"format only a blank volume", func(ctx context.Context) error { return b.prepareVolume(ctx, dev) }},
-		// Nitro renames devices between instances: fstab names the filesystem UUID.
+		// Nitro renames devices between instances: mount by the filesystem's UUID.
 		{"mount /data by UUID", func(ctx context.Context) error { return b.mountData(ctx, dev) }},
 		{"data directories", func(ctx context.Context) error { return b.layout() }},
 		{"PostgreSQL cluster", b.cluster},
 		{"API environment from SSM", b.writeEnv},
+		{"CloudWatch agent configuration", b.agent},
 	}
 	if b.Start {
 		steps = append(steps, step{"start " + boxspec.UnitTarget, func(ctx context.Context) error {
@@ -181,32 +182,37 @@ func (b *Boot) prepareVolume(ctx context.Context, dev string) error {
 	}
 }
 
-// mountData writes the fstab line for /data by UUID (nofail: a missing volume must not hang
-// later boots; the services then refuse to start without /data) and mounts it.
+// mountData mounts the filesystem at /data by its UUID (Nitro renames devices between
+// instances; the UUID stays). There is deliberately no fstab line: first boot mounts /data on
+// every boot after waiting for the volume, so systemd never holds the boot on a late or
+// missing volume's device (and without udev, as in the local proof, a device job for an fstab
+// line never ends). A /data line left by the old user data script is removed. The services
+// reach /data through RequiresMountsFor= and their ordering after first boot.
 func (b *Boot) mountData(ctx context.Context, dev string) error {
 	out, code, err := b.Exec.Run(ctx, "blkid", "-p", "-s", "UUID", "-o", "value", dev)
 	uuid := strings.TrimSpace(out)
 	if err != nil || code != 0 || uuid == "" {
 		return fmt.Errorf("no filesystem UUID on %s (blkid exit %d): %v", dev, code, err)
 	}
-	line := fmt.Sprintf("UUID=%s %s %s defaults,noatime,nofail 0 2", uuid, boxspec.DataDir, boxspec.DataFSType)
 	fstab := b.path("/etc/fstab")
 	old, err := os.ReadFile(fstab)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	var keep []string
+	dropped := false
 	for _, l := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[1] == boxspec.DataDir {
+		if f := strings.Fields(l); len(f) >= 2 && f[1] == boxspec.DataDir && !strings.HasPrefix(l, "#") {
+			dropped = true
 			continue
 		}
-		if l != "" {
-			keep = append(keep, l)
-		}
+		keep = append(keep, l)
 	}
-	keep = append(keep, line)
-	if err := writeAtomic(fstab, []byte(strings.Join(keep, "\n")+"\n"), 0o644, -1, -1); err != nil {
-		return err
+	if dropped {
+		if err := writeAtomic(fstab, []byte(strings.Join(keep, "\n")+"\n"), 0o644, -1, -1); err != nil {
+			return err
+		}
+		b.logf("removed the %s line from /etc/fstab (first boot mounts it)", boxspec.DataDir)
 	}
 	if err := os.MkdirAll(b.path(boxspec.DataDir), 0o755); err != nil {
 		return err
@@ -215,6 +221,7 @@ func (b *Boot) mountData(ctx context.Context, dev string) error {
 		b.logf("%s already mounted", boxspec.DataDir)
 		return nil
 	}
+	b.logf("mounting UUID=%s at %s", uuid, boxspec.DataDir)
 	return b.must(ctx, "mount", "-t", boxspec.DataFSType, "-o", "noatime", "UUID="+uuid, boxspec.DataDir)
 }
 
@@ -281,6 +288,16 @@ func (b *Boot) cluster(ctx context.Context) error {
 		err = cerr
 	}
 	return err
+}
+
+// agent loads the CloudWatch agent's configuration from SSM and (re)starts it. The agent is
+// installed on AL2023 images only; elsewhere (the local Debian box) the step says so.
+func (b *Boot) agent(ctx context.Context) error {
+	if _, err := os.Stat(b.path(boxspec.CWAgentCtl)); err != nil {
+		b.logf("no CloudWatch agent in this image (%s): logs stay in the journal and %s", boxspec.CWAgentCtl, boxspec.LogFile)
+		return nil
+	}
+	return b.must(ctx, boxspec.CWAgentCtl, "-a", "fetch-config", "-m", "ec2", "-s", "-c", "ssm:"+b.full(boxspec.ParamCWAgent))
 }
 
 // writeEnv writes boxspec.APIEnvFile with exactly the keys of boxspec.APIEnv, mode 0640

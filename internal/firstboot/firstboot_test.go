@@ -113,7 +113,7 @@ func TestBlankVolumeFormattedOnceThenKept(t *testing.T) {
 	if err := b.Run(context.Background()); err != nil {
 		t.Fatalf("first boot: %v\n%s", err, b.Out)
 	}
-	if sys.count("mkfs.xfs -L zmanim-data /dev/fake") != 1 || sys.count("runuser") != 1 {
+	if sys.count("mkfs.xfs -L zmanim-data /dev/fake") != 1 || sys.count("runuser") != 1 || sys.count("mount -t xfs -o noatime UUID=1111-2222 /data") != 1 {
 		t.Fatalf("first boot on a blank volume: want one mkfs and one initdb, calls %v", sys.calls)
 	}
 	// A reboot with the same volume: nothing formatted, no second initdb, same fstab.
@@ -128,7 +128,7 @@ func TestBlankVolumeFormattedOnceThenKept(t *testing.T) {
 	if string(fstab1) != string(fstab2) {
 		t.Fatalf("fstab changed on rerun:\n%s\n---\n%s", fstab1, fstab2)
 	}
-	want := "UUID=root / ext4 defaults 0 1\nUUID=1111-2222 /data xfs defaults,noatime,nofail 0 2\n"
+	want := "UUID=root / ext4 defaults 0 1\n" // the old user data's /data line is gone
 	if string(fstab2) != want {
 		t.Fatalf("fstab:\n%s\nwant\n%s", fstab2, want)
 	}

@@ -34,6 +34,8 @@ type Net struct {
 	PeerIf   string // the machine's end
 	HostAddr string // e.g. 10.77.60.1 (a /30 with PeerAddr)
 	PeerAddr string // e.g. 10.77.60.2
+
+	isUp bool
 }
 
 // Options of a boot.
@@ -56,15 +58,16 @@ var DefaultMask = []string{"console-getty.service", "getty@tty1.service", "seria
 
 // Machine is a booted root.
 type Machine struct {
-	Root  string
-	Net   *Net
-	cmd   *exec.Cmd
-	pid   int // systemd, as seen from the host
-	done  chan struct{}
-	err   error
-	runD  string
-	once  sync.Once
-	start time.Time
+	Root   string
+	Net    *Net
+	ownNet bool // Boot brought the network up, so Stop takes it down
+	cmd    *exec.Cmd
+	pid    int // systemd, as seen from the host
+	done   chan struct{}
+	err    error
+	runD   string
+	once   sync.Once
+	start  time.Time
 }
 
 // ErrBoot means systemd did not come up.
@@ -83,7 +86,7 @@ mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$R/run"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$R/tmp"
 if [ -n "$2" ]; then mkdir -p "$R/run/systemd/system" && cp -a "$2/." "$R/run/systemd/system/"; fi
 hostname "$3"
-exec chroot "$R" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /lib/systemd/systemd --system --show-status=no --log-target=journal
+exec chroot "$R" /usr/bin/env -i container=zops-nsboot PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /lib/systemd/systemd --system --show-status=no --log-target=journal
 `
 
 // Boot starts systemd in root and returns once PID 1 exists (use WaitRunning for the boot to
@@ -123,11 +126,14 @@ func Boot(ctx context.Context, o Options) (*Machine, error) {
 		}
 	}
 	argv := []string{"unshare", "--pid", "--fork", "--mount", "--uts", "--ipc", "--kill-child", "sh", "-c", bootScript, "nsboot", root, m.runD, o.Hostname}
-	if o.Net != nil {
-		if err := o.Net.up(ctx); err != nil {
+	if o.Net != nil && !o.Net.isUp {
+		m.ownNet = true
+		if err := o.Net.Up(ctx); err != nil {
 			m.cleanup()
 			return nil, err
 		}
+	}
+	if o.Net != nil {
 		// nsenter, not `ip netns exec`: the latter remounts /sys for the namespace, which hides
 		// the host's /sys/fs/cgroup that systemd needs (it then hangs before starting anything).
 		argv = append([]string{"nsenter", "--net=/run/netns/" + o.Net.Name}, argv...)
@@ -233,9 +239,10 @@ func (m *Machine) Systemctl(ctx context.Context, args ...string) (string, error)
 	return m.Exec(ctx, append([]string{"systemctl", "--no-pager"}, args...)...)
 }
 
-// Journal returns the journal of a unit inside the machine ("" for all).
+// Journal returns this boot's journal of a unit inside the machine ("" for all). A machine
+// shares the host kernel's boot id, so boots are told apart by time, not by -b.
 func (m *Machine) Journal(ctx context.Context, unit string) string {
-	args := []string{"journalctl", "--no-pager", "-o", "short-iso", "-b"}
+	args := []string{"journalctl", "--no-pager", "-o", "short-iso", fmt.Sprintf("--since=@%d", m.start.Unix())}
 	if unit != "" {
 		args = append(args, "-u", unit)
 	}
@@ -296,8 +303,8 @@ func (m *Machine) Stop(ctx context.Context) error {
 }
 
 func (m *Machine) cleanup() {
-	if m.Net != nil {
-		m.Net.down(context.Background())
+	if m.Net != nil && m.ownNet {
+		m.Net.Down(context.Background())
 	}
 	if m.runD != "" {
 		os.RemoveAll(m.runD)
@@ -312,8 +319,13 @@ func run(ctx context.Context, argv ...string) error {
 	return nil
 }
 
-func (n *Net) up(ctx context.Context) error {
-	n.down(ctx) // a previous run killed before its clean-up
+// Up creates the namespace and the veth pair (Boot does it when not done yet; call it first to
+// listen on HostAddr before the machine starts). Down removes them; Stop calls it.
+func (n *Net) Up(ctx context.Context) error {
+	if n.isUp {
+		return nil
+	}
+	n.Down(ctx) // a previous run killed before its clean-up
 	steps := [][]string{
 		{"ip", "netns", "add", n.Name},
 		{"ip", "link", "add", n.HostIf, "type", "veth", "peer", "name", n.PeerIf},
@@ -327,14 +339,17 @@ func (n *Net) up(ctx context.Context) error {
 	}
 	for _, s := range steps {
 		if err := run(ctx, s...); err != nil {
-			n.down(ctx)
+			n.Down(ctx)
 			return fmt.Errorf("network namespace %s: %w", n.Name, err)
 		}
 	}
+	n.isUp = true
 	return nil
 }
 
-func (n *Net) down(ctx context.Context) {
+// Down removes the namespace and the veth pair.
+func (n *Net) Down(ctx context.Context) {
+	n.isUp = false
 	_ = run(ctx, "ip", "link", "del", n.HostIf)
 	_ = run(ctx, "ip", "netns", "del", n.Name)
 }

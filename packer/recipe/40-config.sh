@@ -23,7 +23,7 @@ CONF
 chmod 0644 "$ZB_PG_CONF"
 
 cat >"$ZB_REDIS_CONF" <<CONF
-# zmanim box Redis (redis-server 7 or valkey): loopback only, AOF and snapshots on /data.
+# zmanim box Redis (a Redis-7-compatible server, see distro.sh): loopback only, AOF and snapshots on /data.
 bind 127.0.0.1 -::1
 port $ZB_REDIS_PORT
 protected-mode yes

@@ -4,20 +4,20 @@
 # reads files, not the journal); logrotate keeps it bounded.
 . "$(dirname "$0")/lib.sh"
 
-install -d -m 0755 /var/log/zmanim
+install -d -m 0755 "$(dirname "$ZB_LOG_FILE")"
 units=""
 for u in $ZB_SERVICES $ZB_UNIT_FIRSTBOOT zops-backup.service zops-backup-verify.service zops-basebackup.service zops-wal-ship.service; do
 	units="$units -u $u"
 done
 cat >"$ZB_UNITS_DIR/zmanim-journal-export.service" <<UNIT
-# Copies the zmanim units' journal to /var/log/zmanim/box.log for the CloudWatch agent.
+# Copies the zmanim units' journal to $ZB_LOG_FILE for the CloudWatch agent.
 [Unit]
-Description=zmanim box: journal to /var/log/zmanim/box.log
+Description=zmanim box: journal to $ZB_LOG_FILE
 After=systemd-journald.service
 
 [Service]
-ExecStart=/bin/journalctl --follow --no-tail --output=short-iso --cursor-file=/var/log/zmanim/.box.cursor$units
-StandardOutput=append:/var/log/zmanim/box.log
+ExecStart=/bin/journalctl --follow --no-tail --output=short-iso --cursor-file=$(dirname "$ZB_LOG_FILE")/.box.cursor$units
+StandardOutput=append:$ZB_LOG_FILE
 Restart=always
 RestartSec=5
 
@@ -27,7 +27,7 @@ UNIT
 ln -sfn "$ZB_UNITS_DIR/zmanim-journal-export.service" "$ZB_UNITS_DIR/multi-user.target.wants/zmanim-journal-export.service"
 if [[ -d /etc/logrotate.d ]]; then
 	cat >/etc/logrotate.d/zmanim <<CONF
-/var/log/zmanim/box.log {
+$ZB_LOG_FILE {
 	daily
 	rotate 7
 	compress
@@ -38,8 +38,8 @@ if [[ -d /etc/logrotate.d ]]; then
 CONF
 fi
 if [[ "$CW_AGENT" == yes ]]; then
-	[[ -x /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl ]] || die "CloudWatch agent not installed"
+	[[ -x "$ZB_CW_AGENT_CTL" ]] || die "CloudWatch agent not installed ($ZB_CW_AGENT_CTL)"
 	# Its configuration comes from SSM at first boot (zops-box firstboot runs fetch-config).
 	log "CloudWatch agent installed"
 fi
-log "journal export to /var/log/zmanim/box.log"
+log "journal export to $ZB_LOG_FILE"

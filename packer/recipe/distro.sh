@@ -43,7 +43,9 @@ debian)
 	pkg_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"; }
 	pkg_finish() {
 		rm -f /usr/sbin/policy-rc.d
-		apt-get clean
+		# ZOPS_KEEP_APT_CACHE=1: the archives are a cache bound from outside (the local
+		# chroot build), kept for the next build.
+		[[ "${ZOPS_KEEP_APT_CACHE:-}" == 1 ]] || apt-get clean
 		# Debian creates a cluster on the root volume at install: the box's lives on /data.
 		if command -v pg_dropcluster >/dev/null && [[ -d "/etc/postgresql/$PG_MAJOR/main" ]]; then
 			pg_dropcluster "$PG_MAJOR" main || true
