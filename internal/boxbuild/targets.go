@@ -10,6 +10,7 @@ import (
 
 	"github.com/shtetl/zmanim-ops/internal/boxproof"
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/deps"
 	"github.com/shtetl/zmanim-ops/internal/opts"
 )
 
@@ -29,11 +30,11 @@ func readOptions() (work, via string, err error) {
 	return work, via, r.Err()
 }
 
-func preflight() error {
+func preflight(ctx context.Context, target string) error {
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("ami:local builds a root with debootstrap and boots it in namespaces: run it as root")
+		return fmt.Errorf("%s builds a root with debootstrap and boots it in namespaces: run it as root", target)
 	}
-	return nil
+	return deps.Ensure(ctx, target)
 }
 
 // LocalTarget is ami:local: build the root with packer (zops-local.box) and prove it.
@@ -42,7 +43,7 @@ func LocalTarget(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := preflight(); err != nil {
+	if err := preflight(ctx, "ami:local"); err != nil {
 		return err
 	}
 	env, err := config.LoadWith(config.Options{Env: "local"})
@@ -70,7 +71,7 @@ func BenchTarget(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := preflight(); err != nil {
+	if err := preflight(ctx, "bench:box"); err != nil {
 		return err
 	}
 	env, err := config.LoadWith(config.Options{Env: "local"})

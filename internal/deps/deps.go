@@ -52,7 +52,8 @@ var Needs = map[string]Need{
 	"debootstrap":      {Package: "debootstrap", Programs: []string{"debootstrap"}, Why: "building a Debian root (bench:fresh, the box's image recipe)"},
 	"iptables":         {Package: "iptables", Programs: []string{"iptables"}, Why: "NAT from bench:fresh's network namespace to the package registries"},
 	"procps":           {Package: "procps", Programs: []string{"pgrep"}, Why: "the packer test's check that no process is left"},
-	"iproute2":         {Package: "iproute2", Programs: []string{"ip"}, Why: "bench:fresh's veth pair"},
+	"iproute2":         {Package: "iproute2", Programs: []string{"ip"}, Why: "bench:fresh's and the box proof's veth pairs"},
+	"mount":            {Package: "mount", Programs: []string{"losetup"}, Why: "the box proof's data volume (a sparse file on a loop device)"},
 }
 
 // Targets maps a target (as typed after `go tool mage`) to the packages it needs, its own and
@@ -61,7 +62,7 @@ var Needs = map[string]Need{
 var Targets = map[string][]string{
 	"twin:up":       twin,
 	"release":       with(twin, "git", "qemu-user-static"),
-	"test":          with(twin, "npm", "git", "qemu-user-static", "systemd", "shellcheck", "chromium", "debootstrap", "procps"),
+	"test":          with(twin, "npm", "git", "qemu-user-static", "systemd", "shellcheck", "chromium", "debootstrap", "procps", "mount", "iproute2"),
 	"backup":        with(twin, "systemd"), // backup:* (run, verify, drill, wal, base, restore, units)
 	"migrate":       {"postgresql-15", "redis-server", "git"},
 	"site":          twin,
@@ -73,7 +74,8 @@ var Targets = map[string][]string{
 	"bench:verify":  twin,
 	"bench:release": with(twin, "git", "qemu-user-static"),
 	"bench:loadgen": twin,
-	"ami:local":     {"debootstrap", "systemd", "qemu-user-static"},
+	"ami:local":     {"debootstrap", "systemd", "qemu-user-static", "iproute2", "mount", "git"},
+	"bench:box":     {"debootstrap", "systemd", "qemu-user-static", "iproute2", "mount", "git"},
 	"ami:ec2":       {"git"},
 }
 

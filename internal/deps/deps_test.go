@@ -240,6 +240,9 @@ var pkgTargets = map[string][]string{
 	"internal/box":                    {"twin:up"},
 	"internal/deps":                   {"twin:up"},
 	"packer/builder/local":            {"ami:local"},
+	"internal/boxbuild":               {"ami:local", "bench:box"},
+	"internal/boxproof":               {"ami:local", "bench:box"},
+	"internal/nsboot":                 {"ami:local", "bench:box"},
 	"internal/ami/amitarget":          {"ami:ec2", "ami:local"},
 	"internal/backup/cmd/zops-backup": {"backup"},
 }
