@@ -123,3 +123,30 @@ func Parse(line string) (name string, fields []Field, err error) {
 	}
 	return name, fields, nil
 }
+
+// Quantile returns the q-quantile (0..1) of v by linear interpolation between the closest
+// ranks (the same rule as Median for q = 0.5); 0 for no samples. v is not modified.
+func Quantile(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	pos := q * float64(len(s)-1)
+	i := int(pos)
+	if i >= len(s)-1 {
+		return s[len(s)-1]
+	}
+	return s[i] + (pos-float64(i))*(s[i+1]-s[i])
+}
+
+// SpreadPct is the interquartile range of v as a percentage of its median: how far apart the
+// middle half of repeated measurements lie. It is the figure to quote beside a median from a
+// shared machine (the full range grows with every outlier round; the IQR does not).
+func SpreadPct(v []float64) float64 {
+	m := Median(v)
+	if m == 0 {
+		return 0
+	}
+	return (Quantile(v, 0.75) - Quantile(v, 0.25)) / m * 100
+}

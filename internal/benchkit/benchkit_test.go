@@ -127,3 +127,26 @@ func TestOneMedianAndLine(t *testing.T) {
 		}
 	}
 }
+
+func TestQuantileAndSpread(t *testing.T) {
+	t.Parallel()
+	v := []float64{10, 1, 4, 7, 100} // sorted: 1 4 7 10 100
+	for _, tt := range []struct{ q, want float64 }{{0, 1}, {0.25, 4}, {0.5, 7}, {0.75, 10}, {1, 100}, {0.125, 2.5}} {
+		if got := Quantile(v, tt.q); got != tt.want {
+			t.Errorf("Quantile(%v, %v) = %v, want %v", v, tt.q, got, tt.want)
+		}
+	}
+	if got := Quantile([]float64{5, 1}, 0.5); got != Median([]float64{5, 1}) {
+		t.Errorf("Quantile(.5) = %v, want the median %v", got, Median([]float64{5, 1}))
+	}
+	if Quantile(nil, 0.5) != 0 || SpreadPct(nil) != 0 {
+		t.Error("no samples: want 0")
+	}
+	// IQR 10-4 = 6 over median 7; the outlier 100 does not count.
+	if got, want := SpreadPct(v), 6.0/7*100; got != want {
+		t.Errorf("SpreadPct = %v, want %v", got, want)
+	}
+	if v[0] != 10 {
+		t.Error("Quantile modified its input")
+	}
+}

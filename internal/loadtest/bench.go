@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -21,7 +22,7 @@ import (
 // BenchOptions tune bench:loadgen.
 type BenchOptions struct {
 	Round  time.Duration // length of one measurement round (default 3 s)
-	Rounds int           // rounds per variant, alternating plain and ext (default 5)
+	Rounds int           // rounds per variant, alternating plain and ext (default 11)
 	Rate   float64       // open-model arrival rate of each round (default 1000 req/s)
 	// CheckRate, when positive, also runs the extension at this open-model rate for
 	// CheckFor and reports its dropped iterations (the 10x profile: 500 req/s).
@@ -31,8 +32,14 @@ type BenchOptions struct {
 
 // BenchResult is the outcome of bench:loadgen.
 type BenchResult struct {
-	PlainRPS, ExtRPS float64
-	OverheadPct      float64
+	PlainRPS, ExtRPS float64 // medians over the rounds
+	OverheadPct      float64  // (plain - ext) / plain of the medians
+	// SpreadPct is the larger of the two variants' interquartile range of per-round rates, as
+	// a percentage of its median: how much the rounds disagreed (benchkit.SpreadPct).
+	SpreadPct float64
+	// PairedPct are the per-round overheads, each ext round against the plain round just
+	// before it (printed as a cross-check: drift between rounds cancels within a pair).
+	PairedPct []float64
 	CheckScheduled   uint64
 	CheckDropped     uint64
 	CheckP99         time.Duration
@@ -45,13 +52,13 @@ type BenchResult struct {
 // alternate round by round and the median of each is compared, so that drift on a shared
 // machine hits both alike. Rates are CPU-normalised (see measure); the wall-clock rate of
 // each round is printed too. The last line written is
-// `loadgen: plain_rps=A ext_rps=B overhead_pct=C`.
+// `loadgen: plain_rps=A ext_rps=B overhead_pct=C spread_pct=D`.
 func BenchLoadgen(ctx context.Context, o BenchOptions, w io.Writer) (BenchResult, error) {
 	if o.Round <= 0 {
 		o.Round = 3 * time.Second
 	}
 	if o.Rounds <= 0 {
-		o.Rounds = 5
+		o.Rounds = 11
 	}
 	if o.Rate <= 0 {
 		o.Rate = 1000
@@ -140,6 +147,13 @@ func BenchLoadgen(ctx context.Context, o BenchOptions, w io.Writer) (BenchResult
 	}
 	r := BenchResult{PlainRPS: benchkit.Median(samples[0]), ExtRPS: benchkit.Median(samples[1])}
 	r.OverheadPct = (r.PlainRPS - r.ExtRPS) / r.PlainRPS * 100
+	r.SpreadPct = max(benchkit.SpreadPct(samples[0]), benchkit.SpreadPct(samples[1]))
+	for i := range samples[1] {
+		r.PairedPct = append(r.PairedPct, (samples[0][i]-samples[1][i])/samples[0][i]*100)
+	}
+	fmt.Fprintf(w, "%d rounds of %s at %.0f req/s each side: plain %.0f-%.0f req/s max, ext %.0f-%.0f; per-round overhead median %.1f%% (quartiles %.1f%% to %.1f%%)\n",
+		o.Rounds, o.Round, o.Rate, slices.Min(samples[0]), slices.Max(samples[0]), slices.Min(samples[1]), slices.Max(samples[1]),
+		benchkit.Median(r.PairedPct), benchkit.Quantile(r.PairedPct, 0.25), benchkit.Quantile(r.PairedPct, 0.75))
 
 	if o.CheckRate > 0 {
 		if o.CheckFor <= 0 {
@@ -159,8 +173,14 @@ func BenchLoadgen(ctx context.Context, o BenchOptions, w io.Writer) (BenchResult
 		fmt.Fprintf(w, "open model %.0f req/s for %s with the extension: %d scheduled, %d dropped, p99 %s\n",
 			o.CheckRate, o.CheckFor, r.CheckScheduled, r.CheckDropped, r.CheckP99)
 	}
-	fmt.Fprintln(w, benchkit.Line("loadgen", benchkit.Float("plain_rps", r.PlainRPS, 0), benchkit.Float("ext_rps", r.ExtRPS, 0), benchkit.Float("overhead_pct", r.OverheadPct, 1)))
+	fmt.Fprintln(w, r.Line())
 	return r, nil
+}
+
+// Line is the benchmark's last line.
+func (r BenchResult) Line() string {
+	return benchkit.Line("loadgen", benchkit.Float("plain_rps", r.PlainRPS, 0), benchkit.Float("ext_rps", r.ExtRPS, 0),
+		benchkit.Float("overhead_pct", r.OverheadPct, 1), benchkit.Float("spread_pct", r.SpreadPct, 1))
 }
 
 // TrivialEdgeHandler answers like a CloudFront edge hit (a miss for private paths, which must

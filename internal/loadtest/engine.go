@@ -71,7 +71,10 @@ type Plan struct {
 	// Plain skips classification and tagging: every response is recorded, by latency only,
 	// under the first region as class "uncached". It is the baseline of bench:loadgen.
 	Plain        bool
-	Client       *http.Client  // default: a keep-alive client sized to MaxWorkers
+	// Client supplies the transport and the per-request timeout (default: NewClient sized to
+	// MaxWorkers). Requests go straight to its Transport, as with NewClient's clients: no
+	// redirect is followed and no cookie jar is used (see engine.do).
+	Client *http.Client
 	PreAllocated int           // workers started up front (default 50, capped at MaxWorkers)
 	MaxWorkers   int           // at most this many requests in flight (default 1000)
 	Timeout      time.Duration // per request (default 10 s)
@@ -109,6 +112,8 @@ type item struct {
 type engine struct {
 	plan    Plan
 	client  *http.Client
+	rt      http.RoundTripper // client.Transport (http.DefaultTransport when nil)
+	timeout time.Duration     // client.Timeout, else the plan's
 	ctx     context.Context
 	start   time.Time
 	work    chan item
@@ -137,6 +142,13 @@ func Run(ctx context.Context, p Plan) (*Result, error) {
 	e := &engine{plan: p, ctx: ctx, work: make(chan item), client: p.Client}
 	if e.client == nil {
 		e.client = NewClient(p.MaxWorkers, p.Timeout)
+	}
+	e.rt, e.timeout = e.client.Transport, e.client.Timeout
+	if e.rt == nil {
+		e.rt = http.DefaultTransport
+	}
+	if e.timeout <= 0 {
+		e.timeout = p.Timeout
 	}
 	e.rec = newRecorder(&e.plan)
 	e.stageName.Store("")
@@ -360,7 +372,14 @@ func (e *engine) do(it item, req *Request) {
 	if method == "" {
 		method = http.MethodGet
 	}
-	hr, err := http.NewRequestWithContext(e.ctx, method, req.URL, nil)
+	// The request goes to the transport directly rather than through http.Client.Do: Do
+	// clones the header map of every request (for redirects, which a load test never
+	// follows) and wraps it in redirect and cookie bookkeeping, per-request work that
+	// bench:loadgen measured on the mix's requests (which carry region and auth headers).
+	// The timeout is the same context deadline Do would set.
+	ctx, cancel := context.WithTimeout(e.ctx, e.timeout)
+	defer cancel()
+	hr, err := http.NewRequestWithContext(ctx, method, req.URL, nil)
 	if err != nil {
 		e.failed.Add(1)
 		e.completed.Add(1)
@@ -371,7 +390,7 @@ func (e *engine) do(it item, req *Request) {
 		hr.Header = req.Header
 	}
 	t0 := time.Now()
-	resp, err := e.client.Do(hr)
+	resp, err := e.rt.RoundTrip(hr)
 	if err != nil {
 		e.failed.Add(1)
 		e.completed.Add(1)

@@ -51,9 +51,31 @@ func LoadtestTarget(ctx context.Context, out io.Writer) error {
 	return err
 }
 
+// ReadBenchOptions reads bench:loadgen's options: ZOPS_BENCH_ROUNDS (rounds per variant,
+// default 11), ZOPS_BENCH_ROUND (length of one round, default 3s), ZOPS_BENCH_RATE (arrivals
+// per second in a round, default 1000).
+func ReadBenchOptions(r *opts.Reader) BenchOptions {
+	o := BenchOptions{
+		Rounds: r.PositiveInt("ZOPS_BENCH_ROUNDS", 11), Round: r.Duration("ZOPS_BENCH_ROUND", 3*time.Second),
+		Rate: r.Float("ZOPS_BENCH_RATE", 1000), CheckRate: 500,
+	}
+	if v := r.String("ZOPS_BENCH_ROUND", ""); v != "" && o.Round <= 0 && validDuration(v) {
+		r.Problem("ZOPS_BENCH_ROUND", v, "want a positive duration such as 3s")
+	}
+	if v := r.String("ZOPS_BENCH_RATE", ""); v != "" && o.Rate <= 0 {
+		r.Problem("ZOPS_BENCH_RATE", v, "want a positive number of requests per second, e.g. 1000")
+	}
+	return o
+}
+
 // BenchLoadgenTarget is bench:loadgen.
 func BenchLoadgenTarget(ctx context.Context, out io.Writer) error {
-	_, err := BenchLoadgen(ctx, BenchOptions{CheckRate: 500}, out)
+	r := opts.New()
+	o := ReadBenchOptions(r)
+	if err := r.Err(); err != nil {
+		return err
+	}
+	_, err := BenchLoadgen(ctx, o, out)
 	return err
 }
 

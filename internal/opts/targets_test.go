@@ -52,6 +52,8 @@ var readers = []struct {
 	{"loadtest", func(r *opts.Reader) any { return loadtest.ReadOptions(r) },
 		map[string]string{"ZOPS_LOADTEST_DURATION": "forever", "ZOPS_LOADTEST_HOT_RATIO": "1.5", "ZOPS_LOADTEST_MAX_WORKERS": "notanumber", "ZOPS_LOADTEST_TWIN_HOOKS": "maybe"},
 		[]string{"ZOPS_LOADTEST_TWIN_HOOKS"}},
+	{"bench:loadgen", func(r *opts.Reader) any { return loadtest.ReadBenchOptions(r) },
+		map[string]string{"ZOPS_BENCH_ROUNDS": "0", "ZOPS_BENCH_ROUND": "-3s", "ZOPS_BENCH_RATE": "-5"}, nil},
 	{"infra:*", func(r *opts.Reader) any { return infra.ReadOptions(r) },
 		map[string]string{"ZOPS_INFRA_SKIP_TESTS": "maybe", "ZOPS_DEPLOY_APPROVE": "maybe"},
 		[]string{"ZOPS_INFRA_SKIP_TESTS", "ZOPS_DEPLOY_APPROVE"}},
