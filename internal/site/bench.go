@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -33,12 +34,25 @@ type BenchOptions struct {
 	Spec      nextgen.Spec
 	// Concurrency of our sync (0: default).
 	Concurrency int
-	Out         io.Writer
+	// Runs is how many times the four scenarios run (fresh buckets each time); times are
+	// medians over the runs (default 1).
+	Runs int
+	// CLI, when set, is the command a user types, run as a whole process (start-up,
+	// configuration, clients and credentials included) against the same S3 server beside the
+	// other two: CLI[0] is the program and CLI[1:] its arguments before the export directory,
+	// e.g. a compiled mage binary and "site:sync". CLIEnv is added to its environment
+	// (ZOPS_SITE_BUCKET is set by the bench). The program must write to Endpoint: bench:site
+	// sets it only when Endpoint is the twin's S3, which site:sync's default environment uses.
+	CLI    []string
+	CLIEnv []string
+	CLIDir string // working directory of CLI (the repository root)
+	Out    io.Writer
 }
 
 // BenchResult holds the benchmark's figures.
 type BenchResult struct {
-	Ours, AWS      map[string]time.Duration
+	Ours, AWS, CLI map[string]time.Duration // medians over the runs, by scenario
+	// Ratios (below) are medians of the runs' own ratios.
 	OneChangePuts  int
 	Files          int
 	Bytes          int64
@@ -46,13 +60,26 @@ type BenchResult struct {
 	RebuildRatio   float64
 	OneChangeRatio float64
 	NoChangeRatio  float64
+	// CLIRatios are the whole-process command's times over aws s3 sync's, by scenario (nil
+	// when the command was not timed).
+	CLIRatios map[string]float64
 }
 
-// Line is the benchmark's last line.
+// Line is the benchmark's last line; the cli_* ratios are appended when the command a user
+// types was timed.
 func (r *BenchResult) Line() string {
-	return benchkit.Line("site", benchkit.Float("cold_ratio", r.ColdRatio, 3), benchkit.Float("rebuild_ratio", r.RebuildRatio, 3),
-		benchkit.Float("onechange_ratio", r.OneChangeRatio, 3), benchkit.Int("onechange_puts", r.OneChangePuts), benchkit.Float("nochange_ratio", r.NoChangeRatio, 3))
+	f := []benchkit.Field{benchkit.Float("cold_ratio", r.ColdRatio, 3), benchkit.Float("rebuild_ratio", r.RebuildRatio, 3),
+		benchkit.Float("onechange_ratio", r.OneChangeRatio, 3), benchkit.Int("onechange_puts", r.OneChangePuts), benchkit.Float("nochange_ratio", r.NoChangeRatio, 3)}
+	if r.CLIRatios != nil {
+		for _, k := range benchScenarios {
+			f = append(f, benchkit.Float("cli_"+k+"_ratio", r.CLIRatios[k], 3))
+		}
+	}
+	return benchkit.Line("site", f...)
 }
+
+// benchScenarios in the order they run.
+var benchScenarios = []string{"cold", "rebuild", "onechange", "nochange"}
 
 // Bench runs our sync and `aws s3 sync` side by side on the same generated export and the
 // same S3 server, each into its own bucket, for four scenarios: cold upload, a rebuild with
@@ -96,13 +123,6 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	client := awsx.NewS3(ep)
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
-	ours, theirs := "bench-ours-"+hex.EncodeToString(suffix), "bench-aws-"+hex.EncodeToString(suffix)
-	for _, b := range []string{ours, theirs} {
-		if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
-			return nil, fmt.Errorf("create bench bucket %s: %w", b, err)
-		}
-		defer emptyAndDrop(context.WithoutCancel(ctx), client, b)
-	}
 	awsCfg := filepath.Join(tmp, "aws-config")
 	if err := os.WriteFile(awsCfg, []byte("[default]\nregion = "+ep.Region+"\ns3 =\n  addressing_style = path\n"), 0o600); err != nil {
 		return nil, err
@@ -120,14 +140,14 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		}
 		return err
 	}
-	runOurs := func() (time.Duration, int, error) {
-		st := NewS3Store(client, ours, max(o.Concurrency, DefaultConcurrency), nil)
+	runOurs := func(bucket string) (time.Duration, int, error) {
+		st := NewS3Store(client, bucket, max(o.Concurrency, DefaultConcurrency), nil)
 		t0 := time.Now()
 		_, _, err := Sync(ctx, Options{Dir: dir, Store: st, Concurrency: o.Concurrency, Out: io.Discard})
 		return time.Since(t0), st.Requests().Get("PutObject"), err
 	}
-	runAWS := func() (time.Duration, error) {
-		cmd := exec.CommandContext(ctx, o.AWS, "s3", "sync", dir, "s3://"+theirs, "--endpoint-url", ep.URL, "--only-show-errors", "--no-progress")
+	runAWS := func(bucket string) (time.Duration, error) {
+		cmd := exec.CommandContext(ctx, o.AWS, "s3", "sync", dir, "s3://"+bucket, "--endpoint-url", ep.URL, "--only-show-errors", "--no-progress")
 		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+ep.AccessKey, "AWS_SECRET_ACCESS_KEY="+ep.SecretKey,
 			"AWS_CONFIG_FILE="+awsCfg, "AWS_DEFAULT_REGION="+ep.Region, "AWS_REGION="+ep.Region, "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=")
 		var stderr bytes.Buffer
@@ -139,39 +159,118 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		}
 		return time.Since(t0), nil
 	}
+	// runCLI times the command a user types from exec to exit, as a shell's `time` would.
+	runCLI := func(bucket string) (time.Duration, error) {
+		args := append(append([]string{}, o.CLI[1:]...), dir)
+		cmd := exec.CommandContext(ctx, o.CLI[0], args...)
+		cmd.Dir = o.CLIDir
+		cmd.Env = append(append(os.Environ(), o.CLIEnv...), "ZOPS_SITE_BUCKET="+bucket)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		t0 := time.Now()
+		err := cmd.Run()
+		d := time.Since(t0)
+		if err != nil {
+			return 0, fmt.Errorf("%s %s: %w: %s", filepath.Base(o.CLI[0]), strings.Join(args, " "), err, tail(out.String(), 2000))
+		}
+		return d, nil
+	}
 	changed := o.Spec
 	changed.Changed, changed.Version = []int{changed.Pages / 2}, "v2"
-	steps := []struct {
-		name string
-		prep func() error
-	}{
-		{"cold", func() error { return gen(o.Spec) }},
-		{"rebuild", func() error { return gen(o.Spec) }},
-		{"onechange", func() error { return applyChange(dir, filepath.Join(tmp, "changed"), changed) }},
-		{"nochange", func() error { return nil }},
+	prep := map[string]func() error{
+		"cold":      func() error { return gen(o.Spec) },
+		"rebuild":   func() error { return gen(o.Spec) },
+		"onechange": func() error { return applyChange(dir, filepath.Join(tmp, "changed"), changed) },
+		"nochange":  func() error { return nil },
 	}
-	for _, s := range steps {
-		if err := s.prep(); err != nil {
-			return nil, fmt.Errorf("bench %s: generate export: %w", s.name, err)
+	runs := max(o.Runs, 1)
+	samples := map[string]map[string][]float64{"ours": {}, "aws": {}, "cli": {}}
+	for run := 1; run <= runs; run++ {
+		// Fresh buckets every run: each run starts with a cold upload.
+		tag := fmt.Sprintf("%s-%d", hex.EncodeToString(suffix), run)
+		ours, theirs, cli := "bench-ours-"+tag, "bench-aws-"+tag, "bench-cli-"+tag
+		buckets := []string{ours, theirs}
+		if len(o.CLI) > 0 {
+			buckets = append(buckets, cli)
 		}
-		d, puts, err := runOurs()
-		if err != nil {
-			return nil, fmt.Errorf("bench %s: our sync: %w", s.name, err)
+		for _, b := range buckets {
+			if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+				return nil, fmt.Errorf("create bench bucket %s: %w", b, err)
+			}
+			defer emptyAndDrop(context.WithoutCancel(ctx), client, b)
 		}
-		a, err := runAWS()
-		if err != nil {
-			return nil, fmt.Errorf("bench %s: %w", s.name, err)
+		for _, name := range benchScenarios {
+			if err := prep[name](); err != nil {
+				return nil, fmt.Errorf("bench %s: generate export: %w", name, err)
+			}
+			d, puts, err := runOurs(ours)
+			if err != nil {
+				return nil, fmt.Errorf("bench %s: our sync: %w", name, err)
+			}
+			a, err := runAWS(theirs)
+			if err != nil {
+				return nil, fmt.Errorf("bench %s: %w", name, err)
+			}
+			samples["ours"][name] = append(samples["ours"][name], d.Seconds())
+			samples["aws"][name] = append(samples["aws"][name], a.Seconds())
+			if name == "onechange" {
+				res.OneChangePuts = puts
+			}
+			cliText := ""
+			if len(o.CLI) > 0 {
+				c, err := runCLI(cli)
+				if err != nil {
+					return nil, fmt.Errorf("bench %s: the command: %w", name, err)
+				}
+				samples["cli"][name] = append(samples["cli"][name], c.Seconds())
+				cliText = fmt.Sprintf("  command %7.3fs ratio %.3f", c.Seconds(), c.Seconds()/a.Seconds())
+			}
+			fmt.Fprintf(o.Out, "site: run %d %-9s ours %7.3fs (%4d PUTs)  aws s3 sync %7.3fs  ratio %.3f%s   [%d files, %s]\n",
+				run, name, d.Seconds(), puts, a.Seconds(), d.Seconds()/a.Seconds(), cliText, res.Files, humanBytes(res.Bytes))
 		}
-		res.Ours[s.name], res.AWS[s.name] = d, a
-		if s.name == "onechange" {
-			res.OneChangePuts = puts
-		}
-		fmt.Fprintf(o.Out, "site: %-9s ours %7.3fs (%4d PUTs)  aws s3 sync %7.3fs  ratio %.3f   [%d files, %s]\n",
-			s.name, d.Seconds(), puts, a.Seconds(), d.Seconds()/a.Seconds(), res.Files, humanBytes(res.Bytes))
 	}
-	ratio := func(k string) float64 { return res.Ours[k].Seconds() / res.AWS[k].Seconds() }
+	med := func(side, k string) time.Duration {
+		return time.Duration(benchkit.Median(samples[side][k]) * float64(time.Second))
+	}
+	for _, k := range benchScenarios {
+		res.Ours[k], res.AWS[k] = med("ours", k), med("aws", k)
+	}
+	// A ratio is the median of the runs' ratios: each run's pair shares the machine's
+	// state at that moment, which on a busy machine moves both sides alike.
+	pairRatio := func(side, k string) float64 {
+		var r []float64
+		for i, v := range samples[side][k] {
+			r = append(r, v/samples["aws"][k][i])
+		}
+		return benchkit.Median(r)
+	}
+	if len(o.CLI) > 0 {
+		res.CLI, res.CLIRatios = map[string]time.Duration{}, map[string]float64{}
+		for _, k := range benchScenarios {
+			res.CLI[k] = med("cli", k)
+			res.CLIRatios[k] = pairRatio("cli", k)
+		}
+	}
+	ratio := func(k string) float64 { return pairRatio("ours", k) }
 	res.ColdRatio, res.RebuildRatio, res.OneChangeRatio, res.NoChangeRatio = ratio("cold"), ratio("rebuild"), ratio("onechange"), ratio("nochange")
+	if runs > 1 {
+		fmt.Fprintf(o.Out, "site: medians of %d runs (ratios: the median of the runs' ratios)\n", runs)
+	}
+	for _, k := range benchScenarios {
+		cliText := ""
+		if res.CLI != nil {
+			cliText = fmt.Sprintf("  command %7.3fs ratio %.3f", res.CLI[k].Seconds(), res.CLIRatios[k])
+		}
+		fmt.Fprintf(o.Out, "site: %-9s ours %7.3fs  aws s3 sync %7.3fs  ratio %.3f%s\n", k, res.Ours[k].Seconds(), res.AWS[k].Seconds(), ratio(k), cliText)
+	}
 	return res, nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
 }
 
 // applyChange writes spec into scratch and brings dir to the same content touching only the
@@ -275,4 +374,48 @@ func StartVersitygw(ctx context.Context, bin, dataDir, region string) (func(), a
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// PrepareCLI compiles the magefiles of the repository at root once (`go tool mage -compile`,
+// the binary `go tool mage` itself builds and runs) so that bench:site can time the command
+// as the process a user's `go tool mage site:sync DIR` ends up running. It also measures
+// what `go tool mage` adds in front of that process on this machine (median of three
+// `-l` listings through each), which the bench reports beside its ratios.
+func PrepareCLI(ctx context.Context, root string) (bin string, overhead time.Duration, cleanup func(), err error) {
+	tmp, err := os.MkdirTemp("", "zops-bench-cli-")
+	if err != nil {
+		return "", 0, nil, err
+	}
+	cleanup = func() { os.RemoveAll(tmp) }
+	bin = filepath.Join(tmp, "zops-mage")
+	run := func(name string, args ...string) (time.Duration, error) {
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Dir = root
+		t0 := time.Now()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, tail(string(out), 2000))
+		}
+		return time.Since(t0), nil
+	}
+	if _, err := run("go", "tool", "mage", "-compile", bin); err != nil {
+		cleanup()
+		return "", 0, nil, fmt.Errorf("compile the magefiles for the command timing: %w", err)
+	}
+	var wrapped, direct []float64
+	for range 3 {
+		w, err := run("go", "tool", "mage", "-l")
+		if err != nil {
+			cleanup()
+			return "", 0, nil, err
+		}
+		d, err := run(bin, "-l")
+		if err != nil {
+			cleanup()
+			return "", 0, nil, err
+		}
+		wrapped, direct = append(wrapped, w.Seconds()), append(direct, d.Seconds())
+	}
+	overhead = time.Duration((benchkit.Median(wrapped) - benchkit.Median(direct)) * float64(time.Second))
+	return bin, overhead, cleanup, nil
 }

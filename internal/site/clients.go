@@ -19,6 +19,9 @@ type EnvOptions struct {
 	Concurrency    int
 	Distribution   string
 	Bucket         string
+	// NoInvalidate skips the CDN invalidation (ZOPS_SITE_INVALIDATE=0): a bucket with no
+	// distribution in front, or bench:site timing the command beside aws s3 sync.
+	NoInvalidate bool
 }
 
 // Destination is where a sync goes: the bucket store and the CDN.
