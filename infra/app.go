@@ -129,6 +129,12 @@ func Validate(cfg *config.Env, o Options) error {
 	if cfg.Instance.Arch != "arm64" {
 		add("instance.arch %q: the production box is Graviton (m7g); use arm64", cfg.Instance.Arch)
 	}
+	if msg := scheduleProblem(cfg.Backup.Schedule); msg != "" {
+		add("%s", msg)
+	}
+	if cfg.Budget.MonthlyUSD <= 0 {
+		add("budget.monthly_usd %v: the AWS Budgets budget needs a positive monthly amount", cfg.Budget.MonthlyUSD)
+	}
 	for name, a := range cfg.API.Authorizers {
 		if !strings.HasPrefix(a.Issuer, "https://") {
 			add("api.authorizers.%s.issuer %q: API Gateway needs an https issuer", name, a.Issuer)

@@ -9,6 +9,7 @@ import (
 	"text/template"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsservicediscovery"
@@ -29,12 +30,17 @@ type ComputeStackProps struct {
 	AvailabilityZone string
 }
 
-// ComputeStack is the single Graviton box, its persistent data volume, Elastic IP, role, the
-// non-secret SSM parameters and the Cloud Map registration the API Gateway VPC link resolves.
+// ComputeStack is the single Graviton box (an Auto Scaling group of one), its persistent data
+// volume, Elastic IP, role, the non-secret SSM parameters and the Cloud Map service the API
+// Gateway VPC link resolves.
 type ComputeStack struct {
 	awscdk.Stack
-	Instance   awsec2.Instance
-	DataVolume awsec2.Volume
+	// Group is the box's Auto Scaling group (min = max = 1), GroupName its fixed name;
+	// LaunchTemplate resolves the image from the SSM image parameter at launch.
+	Group          awsautoscaling.AutoScalingGroup
+	GroupName      string
+	LaunchTemplate awsec2.LaunchTemplate
+	DataVolume     awsec2.Volume
 	Role       awsiam.Role
 	EIP        awsec2.CfnEIP
 	// BoxService is the Cloud Map service holding the box's private address and API port.
@@ -83,11 +89,11 @@ func RenderUserData(p UserDataParams) (string, error) {
 
 // NewComputeStack builds the box.
 //
-// Instance replacement (DESIGN.md trap 4): CloudFormation creates a replacement instance before
-// deleting the old one, but the data volume attaches to one instance at a time. The volume is a
-// separate resource with RETAIN (it survives replacement and stack deletion); the rollout
-// (`mage ami`) stops the old box, detaches the volume, then lets CloudFormation replace the
-// instance; the boot script never formats a volume that has any signature.
+// Instance replacement (DESIGN.md trap 4): CloudFormation would create a replacement instance
+// before deleting the old one, but the data volume attaches to one instance at a time. So the
+// stack has no instance: an Auto Scaling group of one replaces it, always terminating first
+// (box_group.go), and the new box attaches the retained volume itself; first boot never
+// formats a volume that has any signature.
 func NewComputeStack(scope constructs.Construct, id string, props *ComputeStackProps) *ComputeStack {
 	stack := awscdk.NewStack(scope, jsii.String(id), &props.StackProps)
 	e := props.Env
@@ -186,7 +192,6 @@ func NewComputeStack(scope constructs.Construct, id string, props *ComputeStackP
 		Tier:          awsssm.ParameterTier_STANDARD,
 	})
 
-	vpc := props.Network.Vpc
 	volume := awsec2.NewVolume(stack, jsii.String("DataVolume"), &awsec2.VolumeProps{
 		AvailabilityZone: jsii.String(props.AvailabilityZone),
 		Size:             awscdk.Size_Gibibytes(jsii.Number(float64(e.Instance.DataVolumeGB))),
@@ -201,48 +206,8 @@ func NewComputeStack(scope constructs.Construct, id string, props *ComputeStackP
 		panic(err) // the template is embedded; a failure is a programming error caught by the tests
 	}
 
-	instance := awsec2.NewInstance(stack, jsii.String("Box"), &awsec2.InstanceProps{
-		InstanceType: awsec2.NewInstanceType(jsii.String(e.Instance.Type)),
-		// The Packer pipeline writes the AMI id to this parameter (7.2.8); CloudFormation resolves
-		// it at deploy time, so a missing parameter fails the change set, not the synth.
-		MachineImage:            awsec2.MachineImage_FromSsmParameter(jsii.String(e.Instance.AMIParameter), &awsec2.SsmParameterImageOptions{Os: awsec2.OperatingSystemType_LINUX}),
-		Vpc:                     vpc,
-		VpcSubnets:              &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC},
-		AvailabilityZone:        jsii.String(props.AvailabilityZone),
-		SecurityGroup:           props.Network.BoxSG,
-		Role:                    role,
-		HttpTokens:              awsec2.HttpTokens_REQUIRED, // IMDSv2 only
-		HttpPutResponseHopLimit: jsii.Number(1),
-		DetailedMonitoring:      jsii.Bool(false), // basic 5-minute metrics (spec open question 3)
-		EbsOptimized:            jsii.Bool(true),
-		DisableApiTermination:   jsii.Bool(true),
-		BlockDevices: &[]*awsec2.BlockDevice{{
-			DeviceName: jsii.String(RootDevice),
-			Volume: awsec2.BlockDeviceVolume_Ebs(jsii.Number(float64(e.Instance.RootVolumeGB)), &awsec2.EbsDeviceOptions{
-				VolumeType:          awsec2.EbsDeviceVolumeType_GP3,
-				Encrypted:           jsii.Bool(true),
-				DeleteOnTermination: jsii.Bool(true), // disposable: everything lasting is on /data
-			}),
-		}},
-		UserData: awsec2.UserData_Custom(jsii.String(script)),
-	})
-	// The release's SSM deployer finds the box by this tag when instance.instance_id is unset.
-	awscdk.Tags_Of(instance).Add(jsii.String("Name"), jsii.String(BoxNameTag(e.Name)), nil)
-	// The volume must sit in the instance's zone, so both name it (the spec pins eu-west-1a).
-	for _, c := range []constructs.IConstruct{volume, instance} {
-		awscdk.Validations_Of(c).Acknowledge(&awscdk.Acknowledgment{Id: jsii.String("CloudFormation-Validate::W3010"), Reason: jsii.String("the data volume and the box must share one availability zone")})
-	}
-	awsec2.NewCfnVolumeAttachment(stack, jsii.String("DataAttachment"), &awsec2.CfnVolumeAttachmentProps{
-		Device:     jsii.String(DataDevice),
-		InstanceId: instance.InstanceId(),
-		VolumeId:   volume.VolumeId(),
-	})
 	eip := awsec2.NewCfnEIP(stack, jsii.String("EIP"), &awsec2.CfnEIPProps{Domain: jsii.String("vpc")})
 	eip.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN, nil) // keep the address (admin allow-lists) across rebuilds
-	awsec2.NewCfnEIPAssociation(stack, jsii.String("EIPAssociation"), &awsec2.CfnEIPAssociationProps{
-		AllocationId: eip.AttrAllocationId(),
-		InstanceId:   instance.InstanceId(),
-	})
 
 	ns := awsservicediscovery.NewHttpNamespace(stack, jsii.String("Namespace"), &awsservicediscovery.HttpNamespaceProps{
 		Name:        jsii.String(e.Name + "." + namespaceName),
@@ -250,17 +215,18 @@ func NewComputeStack(scope constructs.Construct, id string, props *ComputeStackP
 	})
 	svc := ns.CreateService(jsii.String("BoxService"), &awsservicediscovery.BaseServiceProps{
 		Name:        jsii.String(CloudMapName),
-		Description: jsii.String("the zmanim API on the box"),
-	})
-	svc.RegisterIpInstance(jsii.String("BoxInstance"), &awsservicediscovery.IpInstanceBaseProps{
-		Ipv4: instance.InstancePrivateIp(),
-		Port: jsii.Number(float64(e.Instance.Port)),
+		Description: jsii.String("the zmanim API on the box (registered by the box's first boot)"),
 	})
 
-	awscdk.NewCfnOutput(stack, jsii.String("InstanceId"), &awscdk.CfnOutputProps{Value: instance.InstanceId()})
+	// The box: an Auto Scaling group of exactly one (box_group.go, infra/README.md "Who
+	// replaces the box"). It owns no attachment, association or Cloud Map instance: the box
+	// claims them at first boot.
+	c := &ComputeStack{Stack: stack, DataVolume: volume, Role: role, EIP: eip, BoxService: svc, GroupName: GroupName(e.Name)}
+	newBoxGroup(stack, c, e, props, script)
+	awscdk.NewCfnOutput(stack, jsii.String("GroupName"), &awscdk.CfnOutputProps{Value: c.Group.AutoScalingGroupName()})
 	awscdk.NewCfnOutput(stack, jsii.String("DataVolumeId"), &awscdk.CfnOutputProps{Value: volume.VolumeId()})
 	awscdk.NewCfnOutput(stack, jsii.String("ElasticIp"), &awscdk.CfnOutputProps{Value: eip.AttrPublicIp()})
-	return &ComputeStack{Stack: stack, Instance: instance, DataVolume: volume, Role: role, EIP: eip, BoxService: svc}
+	return c
 }
 
 // AgentConfig is the CloudWatch agent configuration (7.4.7): memory and disk use of / and /data
@@ -273,15 +239,17 @@ func AgentConfig(e *config.Env) string {
 		"agent": map[string]any{"metrics_collection_interval": 60, "run_as_user": "cwagent"},
 		"metrics": map[string]any{
 			"namespace":              MetricsNS,
-			"append_dimensions":      map[string]any{"InstanceId": "${aws:InstanceId}"},
-			"aggregation_dimensions": [][]string{{"InstanceId", "path"}, {"InstanceId"}},
+			// The alarms read the group's aggregate: the instance id changes with each replacement.
+			"append_dimensions":      map[string]any{"InstanceId": "${aws:InstanceId}", "AutoScalingGroupName": "${aws:AutoScalingGroupName}"},
+			"aggregation_dimensions": [][]string{{"AutoScalingGroupName", "path"}, {"AutoScalingGroupName"}},
 			"metrics_collected": map[string]any{
 				"mem":  map[string]any{"measurement": []string{"mem_used_percent"}},
 				"disk": map[string]any{"measurement": []string{"used_percent"}, "resources": []string{"/", DataDir}, "drop_device": true, "ignore_file_system_types": []string{"sysfs", "devtmpfs", "tmpfs"}},
 			},
 		},
 		// Every service logs to the journal; zmanim-journal-export (packer/recipe/60-logs.sh)
-		// copies the box's units' journal to this file, the one the agent can tail.
+		// copies the box's units' journal to this file, the one the agent can tail; the
+		// observability stack owns its group (BoxLogGroup) and an alarm on its silence.
 		"logs": map[string]any{"logs_collected": map[string]any{"files": map[string]any{"collect_list": []any{
 			logs(boxspec.LogFile, "box"),
 		}}}},

@@ -12,38 +12,36 @@ import (
 )
 
 func TestStory7_4_1_GravitonBoxFromPackerAmi_IMDSv2(t *testing.T) {
-	id, box := one(t, PartCompute, "AWS::EC2::Instance")
-	p := props(box)
-	if p["InstanceType"] != cfg.Instance.Type || cfg.Instance.Type != "m7g.medium" {
-		t.Errorf("instance type %v", p["InstanceType"])
+	_, lt := one(t, PartCompute, "AWS::EC2::LaunchTemplate")
+	d := props(lt)["LaunchTemplateData"].(map[string]any)
+	if d["InstanceType"] != cfg.Instance.Type || cfg.Instance.Type != "m7g.medium" {
+		t.Errorf("instance type %v", d["InstanceType"])
 	}
-	// The AMI comes from the SSM parameter the Packer pipeline writes, resolved at deploy time.
-	ref, _ := p["ImageId"].(map[string]any)["Ref"].(string)
-	param, ok := raw[PartCompute]["Parameters"].(map[string]any)[ref].(map[string]any)
-	if !ok || param["Type"] != "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>" || param["Default"] != cfg.Instance.AMIParameter {
-		t.Errorf("%s ImageId %v -> parameter %v, want the SSM AMI parameter %s", id, p["ImageId"], param, cfg.Instance.AMIParameter)
+	// The AMI is the SSM parameter the Packer pipeline writes, resolved by EC2 at each launch
+	// (so a rollout changes the parameter and refreshes; no stack change).
+	if d["ImageId"] != "resolve:ssm:"+cfg.Instance.AMIParameter {
+		t.Errorf("ImageId %v, want resolve:ssm:%s", d["ImageId"], cfg.Instance.AMIParameter)
 	}
-	has(t, PartCompute, "AWS::EC2::Instance", map[string]any{"MetadataOptions": map[string]any{"HttpTokens": "required", "HttpPutResponseHopLimit": 1}})
-	if p["DisableApiTermination"] != true {
-		t.Errorf("termination protection off")
-	}
+	has(t, PartCompute, "AWS::EC2::LaunchTemplate", map[string]any{"LaunchTemplateData": assertions.Match_ObjectLike(&map[string]any{
+		"MetadataOptions": map[string]any{"HttpTokens": "required", "HttpPutResponseHopLimit": 1}})})
+	_, g := one(t, PartCompute, "AWS::AutoScaling::AutoScalingGroup")
 	named := false
-	for _, tag := range p["Tags"].([]any) {
+	for _, tag := range props(g)["Tags"].([]any) {
 		m := tag.(map[string]any)
-		named = named || (m["Key"] == "Name" && m["Value"] == "zmanim-prod-box")
+		named = named || (m["Key"] == "Name" && m["Value"] == "zmanim-prod-box" && m["PropagateAtLaunch"] == true)
 	}
 	if !named {
-		t.Errorf("the box lacks the tag Name=zmanim-prod-box that the release's SSM deployer looks for: %v", p["Tags"])
+		t.Errorf("the box lacks the tag Name=zmanim-prod-box that the release's SSM deployer looks for: %v", props(g)["Tags"])
 	}
 }
 
 func TestStory7_4_2_RootVolume10GBGp3Encrypted(t *testing.T) {
-	has(t, PartCompute, "AWS::EC2::Instance", map[string]any{
+	has(t, PartCompute, "AWS::EC2::LaunchTemplate", map[string]any{"LaunchTemplateData": assertions.Match_ObjectLike(&map[string]any{
 		"BlockDeviceMappings": []any{map[string]any{
 			"DeviceName": RootDevice,
 			"Ebs":        map[string]any{"VolumeSize": cfg.Instance.RootVolumeGB, "VolumeType": "gp3", "Encrypted": true, "DeleteOnTermination": true},
 		}},
-	})
+	})})
 	if cfg.Instance.RootVolumeGB != 10 {
 		t.Errorf("root volume %d GB", cfg.Instance.RootVolumeGB)
 	}
@@ -52,7 +50,7 @@ func TestStory7_4_2_RootVolume10GBGp3Encrypted(t *testing.T) {
 // 7.4.3 with trap 4: the data volume is its own resource, retained on replacement and deletion,
 // attached as a separate resource, in the box's zone.
 func TestStory7_4_3_DataVolume20GBRetained_Trap4(t *testing.T) {
-	id, v := one(t, PartCompute, "AWS::EC2::Volume")
+	_, v := one(t, PartCompute, "AWS::EC2::Volume")
 	p := props(v)
 	if js(p["Size"]) != "20" || p["VolumeType"] != "gp3" || p["Encrypted"] != true {
 		t.Errorf("data volume %v", p)
@@ -60,20 +58,17 @@ func TestStory7_4_3_DataVolume20GBRetained_Trap4(t *testing.T) {
 	if v["DeletionPolicy"] != "Retain" || v["UpdateReplacePolicy"] != "Retain" {
 		t.Errorf("data volume policies %v/%v, want Retain", v["DeletionPolicy"], v["UpdateReplacePolicy"])
 	}
-	_, box := one(t, PartCompute, "AWS::EC2::Instance")
-	if p["AvailabilityZone"] != props(box)["AvailabilityZone"] {
-		t.Errorf("volume in %v, box in %v", p["AvailabilityZone"], props(box)["AvailabilityZone"])
-	}
-	has(t, PartCompute, "AWS::EC2::VolumeAttachment", map[string]any{"Device": DataDevice, "VolumeId": map[string]any{"Ref": id}})
 }
 
+// 7.4.4: the Elastic IP is the stack's (retained); the live box associates it at first boot.
 func TestStory7_4_4_ElasticIPAttached(t *testing.T) {
-	eip, _ := one(t, PartCompute, "AWS::EC2::EIP")
-	boxID, _ := one(t, PartCompute, "AWS::EC2::Instance")
-	has(t, PartCompute, "AWS::EC2::EIPAssociation", map[string]any{
-		"AllocationId": map[string]any{"Fn::GetAtt": []any{eip, "AllocationId"}},
-		"InstanceId":   map[string]any{"Ref": boxID},
-	})
+	eip, e := one(t, PartCompute, "AWS::EC2::EIP")
+	if e["DeletionPolicy"] != "Retain" {
+		t.Errorf("Elastic IP not retained")
+	}
+	if !strings.Contains(boxParam(t), eip) {
+		t.Errorf("the box parameter does not name the Elastic IP %s: %s", eip, boxParam(t))
+	}
 }
 
 // 7.4.5 + 7.9.3: S3 (own buckets only), SSM (own prefix only), SES (own sender only).
@@ -126,8 +121,8 @@ func TestStory7_4_5_and_7_9_3_LeastPrivilegeRole(t *testing.T) {
 // (internal/firstboot, tested there: blank-only formatting, mount by UUID, env from SSM) reads;
 // its keys are the contract's (internal/boxspec).
 func TestStory7_4_6_and_7_9_4_UserData(t *testing.T) {
-	_, box := one(t, PartCompute, "AWS::EC2::Instance")
-	ud := js(props(box)["UserData"])
+	_, lt := one(t, PartCompute, "AWS::EC2::LaunchTemplate")
+	ud := js(props(lt)["LaunchTemplateData"].(map[string]any)["UserData"])
 	volID, _ := one(t, PartCompute, "AWS::EC2::Volume")
 	for _, want := range []string{"#cloud-config", "path: " + boxspec.InstanceFile, boxspec.KeySSMPrefix + "=" + cfg.SSMPrefix,
 		boxspec.KeyRegion + "=" + cfg.Region, boxspec.KeyVolumeID + "=", `{"Ref":"` + volID + `"}`} {
@@ -237,13 +232,14 @@ func TestStory7_9_2_ConfigParameter(t *testing.T) {
 		"Value": assertions.Match_SerializedJson(assertions.Match_ObjectLike(&map[string]any{"domain": cfg.Domain, "port": cfg.Instance.Port}))})
 }
 
-// Trap 1: the box is reachable by the gateway only through Cloud Map + VPC link at its private address.
-func TestCloudMapRegistersBoxPrivateAddress(t *testing.T) {
-	boxID, _ := one(t, PartCompute, "AWS::EC2::Instance")
-	has(t, PartCompute, "AWS::ServiceDiscovery::Instance", map[string]any{"InstanceAttributes": map[string]any{
-		"AWS_INSTANCE_IPV4": map[string]any{"Fn::GetAtt": []any{boxID, "PrivateIp"}},
-		"AWS_INSTANCE_PORT": "8080",
-	}})
+// Trap 1: the box is reachable by the gateway only through Cloud Map + VPC link at its private
+// address, registered by the box itself (firstboot/claim) in the stack's service.
+func TestCloudMapServiceForTheBox(t *testing.T) {
+	svc, _ := one(t, PartCompute, "AWS::ServiceDiscovery::Service")
+	count(t, PartCompute, "AWS::ServiceDiscovery::Instance", 0)
+	if !strings.Contains(boxParam(t), svc) {
+		t.Errorf("the box parameter does not name the Cloud Map service %s", svc)
+	}
 }
 
 func asStrings(v any) []string {

@@ -3,7 +3,11 @@ package main
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscertificatemanager"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsroute53"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -29,6 +33,10 @@ type DnsStack struct {
 	Zone        awsroute53.IHostedZone
 	Certificate awscertificatemanager.Certificate
 	HealthCheck awsroute53.CfnHealthCheck
+	// HealthAlarm watches the health check (us-east-1, where its metric lives) and notifies
+	// Topic, this region's alarm topic.
+	HealthAlarm awscloudwatch.Alarm
+	Topic       awssns.Topic
 }
 
 // NewDnsStack builds the DNS stack.
@@ -72,5 +80,32 @@ func NewDnsStack(scope constructs.Construct, id string, props *DnsStackProps) *D
 		HealthCheckTags: &[]*awsroute53.CfnHealthCheck_HealthCheckTagProperty{{Key: jsii.String("Name"), Value: jsii.String("zmanim-" + e.Name + "-health")}},
 	})
 	awscdk.NewCfnOutput(stack, jsii.String("HealthCheckId"), &awscdk.CfnOutputProps{Value: hc.AttrHealthCheckId()})
-	return &DnsStack{Stack: stack, Zone: zone, Certificate: cert, HealthCheck: hc}
+
+	// The health check's alarm. Route 53 publishes HealthCheckStatus in us-east-1 only, and an
+	// alarm must live in its metric's region and notify a topic of that region: hence a
+	// second alarm topic here, subscribed by the same address as the one in eu-west-1.
+	topic := awssns.NewTopic(stack, jsii.String("Alarms"), &awssns.TopicProps{
+		TopicName:   jsii.String("zmanim-" + e.Name + "-alarms-us-east-1"),
+		DisplayName: jsii.String("zmanim " + e.Name + " alarms (us-east-1)"),
+		EnforceSSL:  jsii.Bool(true),
+	})
+	topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(e.Notify.To), nil))
+	status := awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+		Namespace: jsii.String("AWS/Route53"), MetricName: jsii.String("HealthCheckStatus"), Statistic: jsii.String("Minimum"),
+		Period: awscdk.Duration_Minutes(jsii.Number(1)), DimensionsMap: &map[string]*string{"HealthCheckId": hc.AttrHealthCheckId()},
+	})
+	alarm := awscloudwatch.NewAlarm(stack, jsii.String("HealthAlarm"), &awscloudwatch.AlarmProps{
+		AlarmName:          jsii.String("zmanim-" + e.Name + "-health"),
+		AlarmDescription:   jsii.String("https://" + e.Domain + "/health failing from Route 53's checkers for 3 minutes (edge, gateway, VPC link or box)"),
+		Metric:             status,
+		Threshold:          jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(3),
+		DatapointsToAlarm:  jsii.Number(3),
+		TreatMissingData:   awscloudwatch.TreatMissingData_BREACHING, // a check that stopped reporting is not a healthy site
+	})
+	action := awscloudwatchactions.NewSnsAction(topic)
+	alarm.AddAlarmAction(action)
+	alarm.AddOkAction(action)
+	return &DnsStack{Stack: stack, Zone: zone, Certificate: cert, HealthCheck: hc, HealthAlarm: alarm, Topic: topic}
 }

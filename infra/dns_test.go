@@ -32,3 +32,22 @@ func TestStory7_8_4_HealthCheckOnHealth(t *testing.T) {
 		t.Errorf("/health served by %+v", b)
 	}
 }
+
+// The health check's alarm lives where its metric does (us-east-1) and notifies a topic there
+// with the configured address.
+func TestHealthCheckAlarmInUsEast1(t *testing.T) {
+	if r := *stacks.Dns.Region(); r != "us-east-1" {
+		t.Fatalf("dns stack in %s", r)
+	}
+	hc, _ := one(t, PartDNS, "AWS::Route53::HealthCheck")
+	has(t, PartDNS, "AWS::CloudWatch::Alarm", map[string]any{
+		"Namespace": "AWS/Route53", "MetricName": "HealthCheckStatus", "Statistic": "Minimum", "Period": 60,
+		"Threshold": 1, "ComparisonOperator": "LessThanThreshold", "EvaluationPeriods": 3, "TreatMissingData": "breaching",
+		"Dimensions": []any{map[string]any{"Name": "HealthCheckId", "Value": map[string]any{"Fn::GetAtt": []any{hc, "HealthCheckId"}}}},
+	})
+	has(t, PartDNS, "AWS::SNS::Subscription", map[string]any{"Protocol": "email", "Endpoint": cfg.Notify.To})
+	_, a := one(t, PartDNS, "AWS::CloudWatch::Alarm")
+	if !strings.Contains(js(props(a)["AlarmActions"]), "Alarms") {
+		t.Errorf("health alarm actions %s", js(props(a)["AlarmActions"]))
+	}
+}

@@ -151,7 +151,10 @@ func NewGithubOidcStack(scope constructs.Construct, id string, props *GithubOidc
 	}
 	bucket := func(name string) []string { return []string{"arn:aws:s3:::" + name, "arn:aws:s3:::" + name + "/*"} }
 	objectRW := []string{"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
-	instanceArn := fmt.Sprintf("arn:aws:ec2:%s:%s:instance/%s", e.Region, account, *props.Compute.Instance.InstanceId())
+	// The box is the Auto Scaling group's one instance (its id changes with every
+	// replacement): Run Command is allowed on instances carrying the group's tag only.
+	instanceArn := fmt.Sprintf("arn:aws:ec2:%s:%s:instance/*", e.Region, account)
+	boxOnly := map[string]any{"StringEquals": map[string]any{"ssm:resourceTag/aws:autoscaling:groupName": props.Compute.GroupName}}
 	runShell := fmt.Sprintf("arn:aws:ssm:%s::document/AWS-RunShellScript", e.Region)
 	commandResults := []string{"ssm:GetCommandInvocation", "ssm:ListCommandInvocations"}
 	anyInRegion := fmt.Sprintf("arn:aws:ssm:%s:%s:*", e.Region, account)
@@ -171,7 +174,8 @@ func NewGithubOidcStack(scope constructs.Construct, id string, props *GithubOidc
 	// release (mage release): its bucket, Run Command on the box only, the command results,
 	// and finding the box by its Name tag (DescribeInstances has no resource type).
 	allow(DutyRelease, "ReleasesBucket", objectRW, bucket(e.Buckets.Releases), nil)
-	allow(DutyRelease, "RestartBox", []string{"ssm:SendCommand"}, []string{instanceArn, runShell}, nil)
+	allow(DutyRelease, "RestartBox", []string{"ssm:SendCommand"}, []string{instanceArn}, boxOnly)
+	allow(DutyRelease, "RunShellDocument", []string{"ssm:SendCommand"}, []string{runShell}, nil)
 	allow(DutyRelease, "CommandResults", commandResults, []string{anyInRegion}, nil)
 	allow(DutyRelease, "FindBox", []string{"ec2:DescribeInstances"}, []string{"*"},
 		map[string]any{"StringEquals": map[string]any{"aws:RequestedRegion": e.Region}})

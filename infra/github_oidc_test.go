@@ -134,7 +134,9 @@ func TestGithubOidcDutyPermissionsAreLeast(t *testing.T) {
 			if strings.Contains(a, "cloudfront:") && duty != DutySite {
 				t.Errorf("%s role invalidates CloudFront", duty)
 			}
-			if strings.Contains(a, "ssm:SendCommand") && duty == DutyRelease && !strings.Contains(r, "InstanceId") && !strings.Contains(r, "AWS-RunShellScript") {
+			// The box is the Auto Scaling group's instance: instances only with the group's tag.
+			if strings.Contains(a, "ssm:SendCommand") && duty == DutyRelease && !strings.Contains(r, "AWS-RunShellScript") &&
+				(!strings.Contains(r, "instance/*") || !strings.Contains(js(s["Condition"]), "ssm:resourceTag/aws:autoscaling:groupName")) {
 				t.Errorf("release role commands more than the box: %s", r)
 			}
 			destructive := strings.Contains(a, "ec2:TerminateInstances") || strings.Contains(a, "ec2:StopInstances") || strings.Contains(a, "ec2:DeregisterImage") || strings.Contains(a, "ec2:DeleteSnapshot")

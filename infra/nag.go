@@ -64,11 +64,13 @@ func suppress(s *Stacks) {
 			appliesTo: []string{"Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"}},
 		{id: "AwsSolutions-IAM5", reason: "object-level wildcards are limited to the box's own buckets and prefixes: restic writes and prunes arbitrary pack names under backups, releases are read by version path, parameters and log groups are scoped to /zmanim/<env>/; PutMetricData and DescribeTags have no resource type and are scoped by namespace / region conditions",
 			appliesTo: append(res("*", "arn:aws:logs:"+region+":<AWS::AccountId>:log-group:/zmanim/"+s.env+"/*",
+				"arn:aws:ec2:"+region+":<AWS::AccountId>:instance/*",
 				"arn:aws:ssm:"+region+":<AWS::AccountId>:parameter"+s.ssmPrefix+"/*"),
 				"Resource::arn:aws:s3:::"+s.buckets.Backups+"/*", "Resource::arn:aws:s3:::"+s.buckets.Releases+"/*")},
 	}), jsii.Bool(true))
-	cdknag.NagSuppressions_AddResourceSuppressions(s.Compute.Instance, toNag([]suppression{
+	cdknag.NagSuppressions_AddResourceSuppressions(s.Compute.Group, toNag([]suppression{
 		{id: "AwsSolutions-EC28", reason: "basic 5-minute EC2 metrics are enough for the 5-minute CPU alarm; detailed monitoring costs about $2/month (spec open question 3: start basic); memory and disk come from the CloudWatch agent"},
+		{id: "AwsSolutions-AS3", reason: "a group of one whose replacements are announced by the status-check, health-check and backup alarms to the same SNS topic; scaling notifications would repeat them"},
 	}), jsii.Bool(true))
 	cdknag.NagSuppressions_AddResourceSuppressions(s.Network.Vpc, toNag([]suppression{
 		{id: "AwsSolutions-VPC7", reason: "one instance, no NAT: security-group changes are audited by CloudTrail and API access is logged by API Gateway; flow logs would add CloudWatch Logs ingestion for no second consumer (budget $44)"},

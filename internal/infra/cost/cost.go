@@ -312,6 +312,10 @@ func (m *model) run() (*Result, error) {
 				httpAPIs++
 			case r.Type == "AWS::ServiceDiscovery::Instance":
 				mapInstances++
+			case r.Type == "AWS::ServiceDiscovery::Service" && !t.hasType("AWS::ServiceDiscovery::Instance"):
+				// The box registers itself in its service at first boot (one instance id,
+				// replaced in place): priced as one registered instance.
+				mapInstances++
 			case r.Type == "AWS::CloudWatch::Alarm":
 				if ms := list(r.Properties["Metrics"]); len(ms) > 0 {
 					for _, mm := range ms {
@@ -601,4 +605,14 @@ func str(v any, def string) string {
 		return s
 	}
 	return def
+}
+
+// hasType reports whether the template has a resource of type typ.
+func (t Template) hasType(typ string) bool {
+	for _, r := range t.Resources {
+		if r.Type == typ {
+			return true
+		}
+	}
+	return false
 }
