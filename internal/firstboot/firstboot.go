@@ -66,6 +66,17 @@ type Boot struct {
 	Start  bool          // start zmanim.target at the end (false in tests)
 	Poll   time.Duration // device polling interval
 	Lookup func(name string) (uid, gid int, err error)
+	// Claim, in production, makes this instance the live box (internal/firstboot/claim);
+	// nil on the local proof, whose volume is a loop device.
+	Claim Claimer
+}
+
+// Claimer makes this instance the live box: Claim attaches the data volume and moves the
+// Elastic IP before the volume is awaited; Announce registers the box in Cloud Map once its
+// services are started.
+type Claimer interface {
+	Claim(ctx context.Context) error
+	Announce(ctx context.Context) error
 }
 
 func (b *Boot) path(p string) string { return filepath.Join(b.Root, p) }
@@ -89,9 +100,14 @@ func (b *Boot) Run(ctx context.Context) error {
 		b.Lookup = lookupUser
 	}
 	var dev string
-	steps := []step{
-		// The volume is attached by a separate CloudFormation resource after the instance
-		// starts, so it can be late.
+	var steps []step
+	if b.Claim != nil {
+		// The box is an Auto Scaling group's instance (infra/box_group.go): it attaches the
+		// data volume itself, waiting while the old box still holds it, and takes the Elastic IP.
+		steps = append(steps, step{"claim the data volume and the Elastic IP", b.Claim.Claim})
+	}
+	steps = append(steps, []step{
+		// The attachment completes after the API call returns, so the device can be late.
 		{"wait for the data volume", func(ctx context.Context) (err error) { dev, err = b.waitDevice(ctx); return }},
 		// Trap 4: never format a volume that holds anything.
 		{"format only a blank volume", func(ctx context.Context) error { return b.prepareVolume(ctx, dev) }},
@@ -101,12 +117,17 @@ func (b *Boot) Run(ctx context.Context) error {
 		{"PostgreSQL cluster", b.cluster},
 		{"API environment from SSM", b.writeEnv},
 		{"CloudWatch agent configuration", b.agent},
-	}
+	}...)
 	if b.Start {
 		steps = append(steps, step{"start " + boxspec.UnitTarget, func(ctx context.Context) error {
 			// --no-block: zmanim.target is ordered after this very unit.
 			return b.must(ctx, "systemctl", "start", "--no-block", boxspec.UnitTarget)
 		}})
+	}
+	if b.Claim != nil {
+		// Last: API Gateway routes here from now on. The API's socket is listening once the
+		// target starts (socket activation), so early requests wait instead of failing.
+		steps = append(steps, step{"register in Cloud Map", b.Claim.Announce})
 	}
 	start := time.Now()
 	for _, s := range steps {

@@ -280,3 +280,47 @@ func TestEnvLine(t *testing.T) {
 		t.Error("multi-line value accepted")
 	}
 }
+
+// fakeClaim records when the claim's two halves run, in the system's call list.
+type fakeClaim struct {
+	sys *fakeSystem
+	err error
+}
+
+func (c fakeClaim) Claim(context.Context) error {
+	c.sys.mu.Lock()
+	c.sys.calls = append(c.sys.calls, "CLAIM")
+	c.sys.mu.Unlock()
+	return c.err
+}
+
+func (c fakeClaim) Announce(context.Context) error {
+	c.sys.mu.Lock()
+	c.sys.calls = append(c.sys.calls, "ANNOUNCE")
+	c.sys.mu.Unlock()
+	return nil
+}
+
+// In production the box claims the volume before it waits for it and touches it, and
+// registers in Cloud Map only after the services were started; a failed claim (the old box
+// still holds the volume) fails the unit before the volume is probed or formatted.
+func TestClaimFirstAnnounceLast(t *testing.T) {
+	t.Parallel()
+	sys := &fakeSystem{root: t.TempDir(), blkidRC: 0}
+	b := newBoot(t, sys, goodSSM())
+	b.Claim, b.Start = fakeClaim{sys: sys}, true
+	if err := b.Run(context.Background()); err != nil {
+		t.Fatalf("boot: %v\n%s", err, b.Out)
+	}
+	if sys.calls[0] != "CLAIM" || sys.calls[len(sys.calls)-1] != "ANNOUNCE" || sys.calls[len(sys.calls)-2] != "systemctl start --no-block "+boxspec.UnitTarget {
+		t.Fatalf("order: %v", sys.calls)
+	}
+
+	sys2 := &fakeSystem{root: t.TempDir(), blkidRC: 2}
+	b2 := newBoot(t, sys2, goodSSM())
+	b2.Claim = fakeClaim{sys: sys2, err: errors.New("the data volume is still attached to another instance")}
+	err := b2.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "claim the data volume") || len(sys2.calls) != 1 {
+		t.Fatalf("failed claim: %v, calls %v", err, sys2.calls)
+	}
+}

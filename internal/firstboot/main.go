@@ -14,9 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/shtetl/zmanim-ops/internal/boxspec"
+	"github.com/shtetl/zmanim-ops/internal/firstboot/claim"
 )
 
 // ReadInstanceFile parses boxspec.InstanceFile (KEY=value lines, # comments). Unknown keys are
@@ -111,7 +113,49 @@ func Main(ctx context.Context, root string, start bool, out io.Writer) error {
 			}
 		}),
 	}
+	if in.Device == "" && in.VolumeID != "" {
+		// Production: the instance claims the volume, the address and its Cloud Map entry.
+		c, err := newClaimer(ctx, b, md, cfg, out)
+		if err != nil {
+			fmt.Fprintln(out, "firstboot: FAILED at \"claim\":", err)
+			return err
+		}
+		b.Claim = c
+	}
 	return b.Run(ctx)
+}
+
+// newClaimer builds the claim from the box parameter and the instance metadata.
+func newClaimer(ctx context.Context, b *Boot, md *imds.Client, cfg aws.Config, out io.Writer) (*claim.Box, error) {
+	raw, err := b.param(ctx, claim.Param)
+	if err != nil {
+		return nil, err
+	}
+	p, err := claim.ParseParams(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.full(claim.Param), err)
+	}
+	meta := func(path string) (string, error) {
+		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		r, err := md.GetMetadata(ictx, &imds.GetMetadataInput{Path: path})
+		if err != nil {
+			return "", fmt.Errorf("instance metadata %s: %w", path, err)
+		}
+		defer r.Content.Close()
+		v, err := io.ReadAll(r.Content)
+		return strings.TrimSpace(string(v)), err
+	}
+	box := &claim.Box{P: p, Out: out,
+		EC2:      &claim.QueryEC2{Region: cfg.Region, Credentials: cfg.Credentials},
+		CloudMap: servicediscovery.NewFromConfig(cfg),
+	}
+	for path, dst := range map[string]*string{"instance-id": &box.InstanceID, "local-ipv4": &box.PrivateIP, "placement/availability-zone": &box.Zone} {
+		if *dst, err = meta(path); err != nil {
+			return nil, err
+		}
+	}
+	return box, nil
 }
 
 // execRunner runs programs on the real system.

@@ -22,7 +22,7 @@ import (
 // ParamBox is the SSM parameter (under the prefix) where the compute stack publishes the ids
 // the box claims at first boot and the rollout checks: data volume, Elastic IP allocation,
 // Cloud Map service, zone, port (claim.Params).
-const ParamBox = "box"
+const ParamBox = claim.Param
 
 // GroupName is the box's Auto Scaling group (infra/compute.go names it so).
 func GroupName(env string) string { return "zmanim-" + env + "-box" }

@@ -10,8 +10,10 @@
 // Cloud Map instance that a replacement would leave pointing at the old box; the new box claims
 // them, with a role that may attach only the data volume to instances of the group.
 //
-// It is a sub-package of firstboot so the EC2 and Cloud Map SDKs are linked only where first
-// boot wires it (zops-box): the rest of zops-box does not need them.
+// zops-box must not link the EC2 SDK (large: minutes to compile on a fresh machine, megabytes
+// in the box binary; cmd/zops-box/deps_test.go), so the three EC2 calls go through a small
+// Query-API client of this package (ec2query.go), signed with the SDK's SigV4 signer that
+// zops-box links anyway. Cloud Map's SDK is small and used as it is.
 package claim
 
 import (
@@ -26,22 +28,29 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 )
 
+// Volume is what first boot needs to know about the data volume.
+type Volume struct {
+	ID, Zone string
+	State    string // creating, available, in-use, deleting, deleted, error
+	// Attachments: instance id -> attachment state (attaching, attached, detaching, detached).
+	Attachments map[string]string
+}
+
 // EC2API is the part of EC2 first boot uses. No local emulator implements these calls with
-// EC2's attachment semantics (kumo has no EBS attachments), so tests use a fake that does.
+// EC2's attachment semantics (kumo has no EBS attachments), so tests use a fake that does,
+// and the Query client is tested against recorded EC2 responses.
 type EC2API interface {
-	// DescribeVolumes returns the volume with its zone, state and attachments.
-	DescribeVolumes(ctx context.Context, in *ec2.DescribeVolumesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeVolumesOutput, error)
+	// DescribeVolume returns the volume with its zone, state and attachments.
+	DescribeVolume(ctx context.Context, id string) (Volume, error)
 	// AttachVolume attaches an available volume; it fails (IncorrectState, VolumeInUse) while
 	// another instance holds it, and for an instance in another zone.
-	AttachVolume(ctx context.Context, in *ec2.AttachVolumeInput, optFns ...func(*ec2.Options)) (*ec2.AttachVolumeOutput, error)
-	// AssociateAddress moves the Elastic IP to the instance (AllowReassociation takes it from
-	// the old one if it still has it).
-	AssociateAddress(ctx context.Context, in *ec2.AssociateAddressInput, optFns ...func(*ec2.Options)) (*ec2.AssociateAddressOutput, error)
+	AttachVolume(ctx context.Context, volume, instance, device string) error
+	// AssociateAddress moves the Elastic IP to the instance, taking it from the old one if it
+	// still has it (AllowReassociation).
+	AssociateAddress(ctx context.Context, allocation, instance string) error
 }
 
 // CloudMapAPI registers the box in its Cloud Map service. The twin has no Cloud Map either
@@ -52,7 +61,7 @@ type CloudMapAPI interface {
 }
 
 var (
-	_ EC2API      = (*ec2.Client)(nil)
+	_ EC2API      = (*QueryEC2)(nil)
 	_ CloudMapAPI = (*servicediscovery.Client)(nil)
 )
 
@@ -63,6 +72,10 @@ var (
 	ErrVolumeState = errors.New("the data volume cannot be attached")
 	ErrParams      = errors.New("box parameter incomplete")
 )
+
+// Param is the SSM parameter (under the box's prefix) holding Params as JSON; the compute
+// stack writes it (infra/box_group.go ParamBox).
+const Param = "box"
 
 // CloudMapInstanceID is the one instance id the box registers under: a new box's
 // registration replaces the old box's in place, so the service never lists two addresses.
@@ -152,10 +165,7 @@ func (b *Box) Claim(ctx context.Context) error {
 	if err := b.attach(ctx); err != nil {
 		return err
 	}
-	_, err := b.EC2.AssociateAddress(ctx, &ec2.AssociateAddressInput{
-		AllocationId: aws.String(b.P.AllocationID), InstanceId: aws.String(b.InstanceID), AllowReassociation: aws.Bool(true),
-	})
-	if err != nil {
+	if err := b.EC2.AssociateAddress(ctx, b.P.AllocationID, b.InstanceID); err != nil {
 		return fmt.Errorf("associate Elastic IP %s with %s: %w", b.P.AllocationID, b.InstanceID, err)
 	}
 	b.logf("Elastic IP %s now on %s", b.P.AllocationID, b.InstanceID)
@@ -175,40 +185,38 @@ func (b *Box) attach(ctx context.Context) error {
 	deadline := b.now().Add(wait)
 	requested := false
 	for {
-		out, err := b.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{b.P.VolumeID}})
+		v, err := b.EC2.DescribeVolume(ctx, b.P.VolumeID)
 		if err != nil {
 			return fmt.Errorf("describe data volume %s: %w", b.P.VolumeID, err)
 		}
-		if len(out.Volumes) != 1 {
-			return fmt.Errorf("%w: volume %s not found", ErrVolumeState, b.P.VolumeID)
+		if b.Zone != "" && v.Zone != b.Zone {
+			return fmt.Errorf("%w: volume %s is in %s, this instance %s in %s; the group must launch only in the volume's zone", ErrWrongZone, b.P.VolumeID, v.Zone, b.InstanceID, b.Zone)
 		}
-		v := out.Volumes[0]
-		if z := aws.ToString(v.AvailabilityZone); b.Zone != "" && z != b.Zone {
-			return fmt.Errorf("%w: volume %s is in %s, this instance %s in %s; the group must launch only in the volume's zone", ErrWrongZone, b.P.VolumeID, z, b.InstanceID, b.Zone)
-		}
-		var holder string
-		var holderState ec2types.VolumeAttachmentState
-		for _, a := range v.Attachments {
-			holder, holderState = aws.ToString(a.InstanceId), a.State
+		var holder, holderState string
+		for id, st := range v.Attachments {
+			if st == "detached" {
+				continue
+			}
+			holder, holderState = id, st
 		}
 		switch {
-		case holder == b.InstanceID && holderState == ec2types.VolumeAttachmentStateAttached:
+		case holder == b.InstanceID && holderState == "attached":
 			b.logf("data volume %s attached here", b.P.VolumeID)
 			return nil
 		case holder == b.InstanceID:
 			// attaching: wait for it
-		case v.State == ec2types.VolumeStateAvailable && !requested:
+		case v.State == "available" && !requested:
 			b.logf("attaching data volume %s to %s as %s", b.P.VolumeID, b.InstanceID, b.P.Device)
-			_, err := b.EC2.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: aws.String(b.P.VolumeID), InstanceId: aws.String(b.InstanceID), Device: aws.String(b.P.Device)})
+			err := b.EC2.AttachVolume(ctx, b.P.VolumeID, b.InstanceID, b.P.Device)
 			if err != nil && !retryableAttach(err) {
 				return fmt.Errorf("attach data volume %s: %w", b.P.VolumeID, err)
 			}
 			requested = err == nil
-		case v.State == ec2types.VolumeStateAvailable:
+		case v.State == "available":
 			requested = false // the request was dropped: ask again
-		case v.State == ec2types.VolumeStateInUse && holder != "":
+		case v.State == "in-use" && holder != "":
 			b.logf("data volume %s is held by %s (%s); waiting for it to be released", b.P.VolumeID, holder, holderState)
-		case v.State == ec2types.VolumeStateCreating:
+		case v.State == "creating":
 		default:
 			return fmt.Errorf("%w: volume %s is %s", ErrVolumeState, b.P.VolumeID, v.State)
 		}

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 )
 
@@ -30,7 +28,7 @@ type fakeEC2 struct {
 	eip       string // instance holding the address
 }
 
-func (f *fakeEC2) DescribeVolumes(_ context.Context, in *ec2.DescribeVolumesInput, _ ...func(*ec2.Options)) (*ec2.DescribeVolumesOutput, error) {
+func (f *fakeEC2) DescribeVolume(_ context.Context, id string) (Volume, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.holder != "" && f.holder != "i-new" && f.releaseIn >= 0 {
@@ -39,37 +37,33 @@ func (f *fakeEC2) DescribeVolumes(_ context.Context, in *ec2.DescribeVolumesInpu
 		}
 		f.releaseIn--
 	}
-	v := ec2types.Volume{VolumeId: aws.String(in.VolumeIds[0]), AvailabilityZone: aws.String(f.zone), State: ec2types.VolumeStateAvailable}
+	v := Volume{ID: id, Zone: f.zone, State: "available", Attachments: map[string]string{}}
 	if f.holder != "" {
-		v.State = ec2types.VolumeStateInUse
-		v.Attachments = []ec2types.VolumeAttachment{{InstanceId: aws.String(f.holder), State: ec2types.VolumeAttachmentStateAttached}}
+		v.State = "in-use"
+		v.Attachments[f.holder] = "attached"
 	}
-	return &ec2.DescribeVolumesOutput{Volumes: []ec2types.Volume{v}}, nil
+	return v, nil
 }
 
-func (f *fakeEC2) AttachVolume(_ context.Context, in *ec2.AttachVolumeInput, _ ...func(*ec2.Options)) (*ec2.AttachVolumeOutput, error) {
+func (f *fakeEC2) AttachVolume(_ context.Context, volume, id, device string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	id := aws.ToString(in.InstanceId)
 	if f.zones[id] != f.zone {
-		return nil, fmt.Errorf("api error InvalidVolume.ZoneMismatch: volume in %s, instance in %s", f.zone, f.zones[id])
+		return &APIError{Status: 400, Code: "InvalidVolume.ZoneMismatch", Message: fmt.Sprintf("volume in %s, instance in %s", f.zone, f.zones[id])}
 	}
 	if f.holder != "" {
-		return nil, fmt.Errorf("api error VolumeInUse: %s is already attached to %s", aws.ToString(in.VolumeId), f.holder)
+		return &APIError{Status: 400, Code: "VolumeInUse", Message: fmt.Sprintf("%s is already attached to %s", volume, f.holder)}
 	}
 	f.holder = id
 	f.attaches++
-	return &ec2.AttachVolumeOutput{}, nil
+	return nil
 }
 
-func (f *fakeEC2) AssociateAddress(_ context.Context, in *ec2.AssociateAddressInput, _ ...func(*ec2.Options)) (*ec2.AssociateAddressOutput, error) {
+func (f *fakeEC2) AssociateAddress(_ context.Context, allocation, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.eip != "" && !aws.ToBool(in.AllowReassociation) {
-		return nil, errors.New("api error Resource.AlreadyAssociated")
-	}
-	f.eip = aws.ToString(in.InstanceId)
-	return &ec2.AssociateAddressOutput{}, nil
+	f.eip = id
+	return nil
 }
 
 type fakeCloudMap struct{ instances map[string]map[string]string }
