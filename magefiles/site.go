@@ -30,6 +30,7 @@ type Site mg.Namespace
 //	ZOPS_SITE_CONCURRENCY      parallel uploads (default 32)
 //	ZOPS_DISTRIBUTION_ID       CloudFront distribution (default: found by the domain's alias in AWS, the twin edge's id locally)
 //	ZOPS_SITE_INVALIDATE       0 skips the CloudFront invalidation (a bucket with no distribution in front; default 1)
+//	ZOPS_LOCK_WAIT             queue behind another sync holding the bucket's sync lock this long (default 0: fail at once naming it)
 func (Site) Sync(ctx context.Context, dir string) error {
 	return site.SyncTarget(ctx, os.Stdout, dir, false)
 }

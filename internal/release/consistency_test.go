@@ -5,8 +5,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/onbox"
+	"github.com/shtetl/zmanim-ops/internal/s3lock"
 )
 
 // fakeDeployer returns a fixed outcome.
@@ -61,7 +63,7 @@ func TestAfterTheSwitchPointerAndHistoryFollowTheBox(t *testing.T) {
 			deploy := &Deploy{Deployer: &fakeDeployer{err: tc.deployErr}, Version: func() string { return "v2" }}
 			rec := &Record{Store: st, Entry: Entry{Version: "v2", Kind: KindRelease}, Outcome: func() onbox.Outcome { return deploy.Outcome }, Box: deploy.State}
 			steps := []Step{
-				&Lock{Store: st, Info: LockInfo{Owner: "me", Version: "v2"}, Timeout: 1e9},
+				&Lock{Store: st, Lease: &s3lock.Mem{Name: "rel"}, Info: LockInfo{Owner: "me", Version: "v2"}, Timeout: time.Minute},
 				rec,
 				&Upload{Store: st, Manifest: func() *onbox.Manifest { return m }, Box: deploy.State},
 				deploy,

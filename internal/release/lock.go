@@ -2,7 +2,6 @@ package release
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,43 +9,42 @@ import (
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/onbox"
+	"github.com/shtetl/zmanim-ops/internal/s3lock"
 )
 
 // ErrLocked means another deploy holds the lock.
 var ErrLocked = errors.New("another release holds the deploy lock")
 
-// LockInfo is the content of the lock object.
+// ErrFenced means the releases/current pointer moved since this run took the lock: another
+// release ran meanwhile (this run's lock was taken over), so this run must not write it.
+var ErrFenced = errors.New("the release pointer moved since this run took the deploy lock")
+
+// LockInfo is what a release says about itself in the lock object.
 type LockInfo struct {
-	Owner    string    `json:"owner"` // user@host
-	PID      int       `json:"pid"`
-	Version  string    `json:"version"`
-	Message  string    `json:"message,omitempty"`
-	Acquired time.Time `json:"acquired"`
-	Expires  time.Time `json:"expires"` // a lock past this is stale and may be taken over
+	Owner   string // user@host
+	PID     int
+	Version string
+	Message string
 }
 
-func (l LockInfo) String() string {
-	s := fmt.Sprintf("%s (pid %d, releasing %s, since %s", l.Owner, l.PID, l.Version, l.Acquired.Format(time.RFC3339))
-	if l.Message != "" {
-		s += fmt.Sprintf(", message %q", l.Message)
-	}
-	return s + ")"
-}
-
-// Lock takes the deploy lock: an object in the releases bucket created with
-// If-None-Match: *, so exactly one of two concurrent releases gets it. A lock older than
-// Timeout is stale (its holder died) and is taken over with If-Match on its ETag, so two
-// takers cannot both win. With Wait > 0 the step queues behind the holder for that long.
+// Lock takes the deploy lock (internal/s3lock: an object in the releases bucket created with
+// If-None-Match: *, renewed while the release runs, stale only when the server's clock says it
+// was not renewed for Timeout, taken over with If-Match). It also reads the ETag of
+// releases/current at lock time: the pointer writes of this run are conditional on it
+// (Guard), so a run whose lock was taken over cannot move the pointer behind the new holder's
+// back. Token is the fencing token passed to the box agent.
 type Lock struct {
-	Store   onbox.Store
+	Store onbox.Store
+	// Lease is where the lock lives; nil means the S3 bucket of Store (an *onbox.S3Store).
+	Lease   s3lock.Store
 	Info    LockInfo
-	Timeout time.Duration // staleness
+	Timeout time.Duration // staleness (release.lock_timeout)
 	Wait    time.Duration // ZOPS_LOCK_WAIT
 	Poll    time.Duration // default 1 s
 	Out     io.Writer
-	now     func() time.Time
 
-	etag string // held lock
+	lock       *s3lock.Lock
+	pointerTag string // ETag of releases/current when the lock was taken ("" = absent)
 }
 
 func (l *Lock) String() string {
@@ -57,11 +55,14 @@ func (l *Lock) String() string {
 	return s
 }
 
-func (l *Lock) clock() time.Time {
-	if l.now != nil {
-		return l.now()
+func (l *Lock) lease() (s3lock.Store, error) {
+	if l.Lease != nil {
+		return l.Lease, nil
 	}
-	return time.Now()
+	if s, ok := l.Store.(*onbox.S3Store); ok {
+		return &s3lock.S3{Client: s.Client, Bucket: s.Name}, nil
+	}
+	return nil, fmt.Errorf("deploy lock: no lease store for %T", l.Store)
 }
 
 // Run acquires the lock or fails naming the holder.
@@ -69,94 +70,84 @@ func (l *Lock) Run(ctx context.Context) error {
 	if err := l.Store.Check(ctx); err != nil {
 		return err
 	}
-	poll := l.Poll
-	if poll <= 0 {
-		poll = time.Second
-	}
-	deadline := l.clock().Add(l.Wait)
-	announced := false
-	for {
-		holder, err := l.try(ctx)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, ErrLocked) {
-			return err
-		}
-		if !l.clock().Before(deadline) {
-			if l.Wait > 0 {
-				return fmt.Errorf("%w: %s; waited %s (ZOPS_LOCK_WAIT)", ErrLocked, holder, l.Wait)
-			}
-			return fmt.Errorf("%w: %s; wait for it (set ZOPS_LOCK_WAIT=10m to queue) or, if that release died, the lock expires at %s", ErrLocked, holder, holder.Expires.Format(time.RFC3339))
-		}
-		if !announced && l.Out != nil {
-			fmt.Fprintf(l.Out, "  waiting for the deploy lock held by %s\n", holder)
-			announced = true
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(poll):
-		}
-	}
-}
-
-func (l *Lock) try(ctx context.Context) (LockInfo, error) {
-	now := l.clock().UTC()
-	info := l.Info
-	info.Acquired = now
-	info.Expires = now.Add(l.Timeout)
-	body, _ := json.Marshal(info)
-	etag, err := l.Store.Put(ctx, LockKey, body, onbox.Cond{IfAbsent: true})
-	if err == nil {
-		l.etag = etag
-		return info, nil
-	}
-	if !errors.Is(err, onbox.ErrPrecondition) {
-		return LockInfo{}, fmt.Errorf("take the deploy lock: %w", err)
-	}
-	cur, curTag, err := l.Store.Get(ctx, LockKey)
-	if errors.Is(err, onbox.ErrNotFound) {
-		return LockInfo{}, fmt.Errorf("%w: released meanwhile", ErrLocked) // retry at once next round
-	}
+	ls, err := l.lease()
 	if err != nil {
-		return LockInfo{}, fmt.Errorf("read the deploy lock: %w", err)
+		return err
 	}
-	var holder LockInfo
-	if err := json.Unmarshal(cur, &holder); err != nil {
-		holder = LockInfo{Owner: "unknown (unreadable lock object)", Expires: now.Add(-time.Second)}
+	ttl := l.Timeout
+	if ttl <= 0 {
+		ttl = 10 * time.Minute
 	}
-	if now.After(holder.Expires) {
-		etag, err := l.Store.Put(ctx, LockKey, body, onbox.Cond{IfMatch: curTag})
-		if err == nil {
-			l.etag = etag
-			if l.Out != nil {
-				fmt.Fprintf(l.Out, "  took over a stale lock of %s\n", holder)
+	what := "releasing " + l.Info.Version
+	l.lock = &s3lock.Lock{Store: ls, Key: LockKey, TTL: ttl, Wait: l.Wait, Poll: l.Poll, Out: l.Out,
+		Info: s3lock.Info{Owner: l.Info.Owner, PID: l.Info.PID, What: what, Message: l.Info.Message}}
+	if err := l.lock.Acquire(ctx); err != nil {
+		l.lock = nil
+		var le *s3lock.LockedError
+		if errors.As(err, &le) {
+			hint := "wait for it (set ZOPS_LOCK_WAIT=10m to queue)"
+			if l.Wait > 0 {
+				hint = fmt.Sprintf("waited %s (ZOPS_LOCK_WAIT)", l.Wait)
 			}
-			return info, nil
+			return fmt.Errorf("%w: %s; %s; if that release died, its lock goes stale %s after its last renewal", ErrLocked, le.Holder, hint, le.Holder.Info.TTL)
 		}
-		if !errors.Is(err, onbox.ErrPrecondition) {
-			return LockInfo{}, fmt.Errorf("take over the stale deploy lock: %w", err)
-		}
+		return err
 	}
-	return holder, ErrLocked
+	_, tag, err := l.Store.Get(ctx, CurrentKey)
+	switch {
+	case errors.Is(err, onbox.ErrNotFound):
+		l.pointerTag = ""
+	case err != nil:
+		_ = l.lock.Release(context.WithoutCancel(ctx))
+		l.lock = nil
+		return fmt.Errorf("read the release pointer: %w", err)
+	default:
+		l.pointerTag = tag
+	}
+	return nil
 }
 
 // Finish releases the lock if this run holds it (only our own: If-Match on our ETag).
 func (l *Lock) Finish(ctx context.Context, _ error) error {
-	if l.etag == "" {
+	if l.lock == nil {
 		return nil
 	}
-	err := l.Store.Delete(ctx, LockKey, onbox.Cond{IfMatch: l.etag})
-	l.etag = ""
-	if errors.Is(err, onbox.ErrPrecondition) {
-		return fmt.Errorf("the deploy lock was taken over by another release while this one ran (it outlived release.lock_timeout); left it alone")
+	err := l.lock.Release(ctx)
+	l.lock = nil
+	if errors.Is(err, s3lock.ErrLost) {
+		return fmt.Errorf("the deploy lock was taken over by another release while this one ran (it could not renew it within release.lock_timeout); left it alone: %w", err)
 	}
 	return err
 }
 
 // Held reports whether this run holds the lock.
-func (l *Lock) Held() bool { return l.etag != "" }
+func (l *Lock) Held() bool { return l.lock != nil && l.lock.Held() }
+
+// Token is the fencing token of the held lock (0 when not held).
+func (l *Lock) Token() int64 {
+	if l.lock == nil {
+		return 0
+	}
+	return l.lock.Token()
+}
+
+// Guard returns the condition for the next write of releases/current by this run and records
+// the ETag that write produced (through the returned func), so a later write (Finish putting
+// it back) is conditional on it in turn.
+func (l *Lock) Guard() *PointerGuard { return &PointerGuard{tag: l.pointerTag, lock: l} }
+
+// PointerGuard makes pointer writes conditional on what the lock holder last saw.
+type PointerGuard struct {
+	tag  string
+	lock *Lock
+}
+
+func (g *PointerGuard) cond() onbox.Cond {
+	if g.tag == "" {
+		return onbox.Cond{IfAbsent: true}
+	}
+	return onbox.Cond{IfMatch: g.tag}
+}
 
 // DefaultOwner is user@host.
 func DefaultOwner() string {

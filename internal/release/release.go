@@ -109,6 +109,7 @@ type movePointer struct {
 	Store   onbox.Store
 	Version func() string
 	Who     string
+	Guard   func() *PointerGuard // conditional on what the lock holder saw; nil: unconditional
 }
 
 func (m *movePointer) String() string {
@@ -116,7 +117,11 @@ func (m *movePointer) String() string {
 }
 
 func (m *movePointer) Run(ctx context.Context) error {
-	return WritePointer(ctx, m.Store, Pointer{Version: m.Version(), Updated: time.Now().UTC(), By: m.Who})
+	var g *PointerGuard
+	if m.Guard != nil {
+		g = m.Guard()
+	}
+	return writePointer(ctx, m.Store, Pointer{Version: m.Version(), Updated: time.Now().UTC(), By: m.Who}, g)
 }
 
 // Report is what a release did.
@@ -253,7 +258,7 @@ func Plan(o Options, src Source, st onbox.Store, d Deployer, envFile string) (*P
 		pkg,   // sha256, size, manifest
 		lock,  // one release at a time, from here on
 		rec,   // history entry written at the end, whatever happens
-		&Upload{Store: st, Manifest: func() *onbox.Manifest { return pkg.Manifest }, Who: o.Who, Out: o.Out, Box: deploy.State}, // immutable, verified, then the pointer (never moved back once the box switched)
+		&Upload{Store: st, Manifest: func() *onbox.Manifest { return pkg.Manifest }, Who: o.Who, Out: o.Out, Box: deploy.State, Guard: lock.Guard}, // immutable, verified, then the pointer (conditional on the lock holder's view; never moved back once the box switched)
 		deploy, // on the box: verify, install, swap, reload, health gate, rollback
 		&Retention{Store: st, Keep: o.Env.Release.Keep, Protect: func() []string { return []string{src.Version} }, Out: o.Out},
 	}
@@ -331,11 +336,12 @@ func Rollback(ctx context.Context, o Options, version string) (*Report, error) {
 		return nil, err
 	}
 	deploy := &Deploy{Deployer: w.deployer, Version: func() string { return version }}
+	lock := &Lock{Store: w.store, Info: LockInfo{Owner: o.Who, PID: os.Getpid(), Version: version, Message: o.Message}, Timeout: o.Env.Release.LockTimeout.D(), Wait: o.LockWait, Out: o.Out}
 	steps := []Step{
-		&Lock{Store: w.store, Info: LockInfo{Owner: o.Who, PID: os.Getpid(), Version: version, Message: o.Message}, Timeout: o.Env.Release.LockTimeout.D(), Wait: o.LockWait, Out: o.Out},
+		lock,
 		&Record{Store: w.store, Entry: Entry{Version: version, Who: o.Who, Message: o.Message, Kind: KindRollback, Env: o.Env.Name}, Outcome: func() onbox.Outcome { return deploy.Outcome }, Box: deploy.State, Out: o.Out},
 		deploy,
-		&movePointer{Store: w.store, Version: func() string { return version }, Who: o.Who},
+		&movePointer{Store: w.store, Version: func() string { return version }, Who: o.Who, Guard: lock.Guard},
 	}
 	p := &Pipeline{Name: "rollback to " + version, Steps: steps, Out: o.Out, DryRun: o.DryRun}
 	fmt.Fprintf(o.Out, "rollback to %s on %s (%s)\n", version, o.Env.Name, w.deployer.Where())

@@ -43,9 +43,28 @@ func ReadPointer(ctx context.Context, st onbox.Store) (Pointer, error) {
 
 // WritePointer moves releases/current.
 func WritePointer(ctx context.Context, st onbox.Store, p Pointer) error {
+	return writePointer(ctx, st, p, nil)
+}
+
+// writePointer moves releases/current; with a guard, only if the pointer is what the lock
+// holder last saw (ErrFenced otherwise), and the guard then remembers the new ETag.
+func writePointer(ctx context.Context, st onbox.Store, p Pointer, g *PointerGuard) error {
 	b, _ := json.Marshal(p)
-	_, err := st.Put(ctx, CurrentKey, b, onbox.Cond{})
-	return err
+	c := onbox.Cond{}
+	if g != nil {
+		c = g.cond()
+	}
+	etag, err := st.Put(ctx, CurrentKey, b, c)
+	if errors.Is(err, onbox.ErrPrecondition) {
+		return fmt.Errorf("%w: s3://%s/%s; another release ran meanwhile, see `go tool mage release:history`", ErrFenced, st.Bucket(), CurrentKey)
+	}
+	if err != nil {
+		return err
+	}
+	if g != nil {
+		g.tag = etag
+	}
+	return nil
 }
 
 // CheckNew fails with ErrVersionExists when the version's manifest exists.
@@ -73,6 +92,10 @@ type Upload struct {
 	// Box reports whether the box switched; nil means it did not (no deploy step). Once it
 	// has switched, or may have, the pointer is never moved back.
 	Box func() BoxState
+	// Guard makes the pointer writes conditional on the pointer the lock holder saw; nil
+	// writes unconditionally.
+	Guard func() *PointerGuard
+	guard *PointerGuard
 
 	Previous Pointer // the pointer before it moved (filled by Run, used to restore it)
 	moved    bool
@@ -129,7 +152,10 @@ func (u *Upload) Run(ctx context.Context) error {
 		return err
 	}
 	u.Previous = prev
-	if err := WritePointer(ctx, u.Store, Pointer{Version: m.Version, Commit: m.Commit, Updated: time.Now().UTC(), By: u.Who}); err != nil {
+	if u.Guard != nil {
+		u.guard = u.Guard()
+	}
+	if err := writePointer(ctx, u.Store, Pointer{Version: m.Version, Commit: m.Commit, Updated: time.Now().UTC(), By: u.Who}, u.guard); err != nil {
 		return err
 	}
 	u.moved = true
@@ -154,9 +180,17 @@ func (u *Upload) Finish(ctx context.Context, runErr error) error {
 		}
 	}
 	if u.Previous.Version == "" {
-		return u.Store.Delete(ctx, CurrentKey, onbox.Cond{})
+		c := onbox.Cond{}
+		if u.guard != nil {
+			c = onbox.Cond{IfMatch: u.guard.tag}
+		}
+		if err := u.Store.Delete(ctx, CurrentKey, c); errors.Is(err, onbox.ErrPrecondition) {
+			return fmt.Errorf("%w: left it alone", ErrFenced)
+		} else {
+			return err
+		}
 	}
-	return WritePointer(ctx, u.Store, u.Previous)
+	return writePointer(ctx, u.Store, u.Previous, u.guard)
 }
 
 func orNone(s string) string {

@@ -3,15 +3,16 @@ package release
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/onbox"
+	"github.com/shtetl/zmanim-ops/internal/s3lock"
 )
 
 // packaged writes a manifest for version with the fake binaries as artifacts.
@@ -158,8 +159,10 @@ func TestUpload(t *testing.T) {
 func TestLock(t *testing.T) {
 	ctx := context.Background()
 	st := onbox.NewMemStore("rel")
-	alice := &Lock{Store: st, Info: LockInfo{Owner: "alice@a", PID: 1, Version: "v1", Message: "fix sunset"}, Timeout: time.Minute}
-	bob := &Lock{Store: st, Info: LockInfo{Owner: "bob@b", PID: 2, Version: "v2"}, Timeout: time.Minute, Poll: 10 * time.Millisecond}
+	clk := &serverTime{t: time.Now()}
+	lease := &s3lock.Mem{Name: "rel", Now: clk.now}
+	alice := &Lock{Store: st, Lease: lease, Info: LockInfo{Owner: "alice@a", PID: 1, Version: "v1", Message: "fix sunset"}, Timeout: time.Minute}
+	bob := &Lock{Store: st, Lease: lease, Info: LockInfo{Owner: "bob@b", PID: 2, Version: "v2"}, Timeout: time.Minute, Poll: 10 * time.Millisecond}
 	if !strings.Contains(alice.String(), "s3://rel/locks/deploy.json") {
 		t.Errorf("String() = %q", alice.String())
 	}
@@ -177,34 +180,73 @@ func TestLock(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("queued lock: %v", err)
 	}
-	b, _, _ := st.Get(ctx, LockKey)
-	var li LockInfo
-	_ = json.Unmarshal(b, &li)
-	if li.Owner != "bob@b" {
-		t.Fatalf("lock holder %+v", li)
-	}
 	// A wait that runs out names the holder.
-	carol := &Lock{Store: st, Info: LockInfo{Owner: "carol@c"}, Timeout: time.Minute, Wait: 50 * time.Millisecond, Poll: 10 * time.Millisecond}
+	carol := &Lock{Store: st, Lease: lease, Info: LockInfo{Owner: "carol@c"}, Timeout: time.Minute, Wait: 50 * time.Millisecond, Poll: 10 * time.Millisecond}
 	if err := carol.Run(ctx); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "bob@b") {
 		t.Fatalf("timed-out wait: %v", err)
 	}
-	// A stale lock (past its expiry) is taken over; its old holder's Finish leaves the new one alone.
-	dave := &Lock{Store: st, Info: LockInfo{Owner: "dave@d"}, Timeout: time.Minute, now: func() time.Time { return time.Now().Add(2 * time.Minute) }}
+	// Stale by the server's clock (not renewed for longer than the timeout: bob's renewals
+	// run every 20 s of real time, the server clock jumps): taken over; bob's Finish then
+	// leaves the new holder's lock alone.
+	clk.add(2 * time.Minute)
+	dave := &Lock{Store: st, Lease: lease, Info: LockInfo{Owner: "dave@d"}, Timeout: time.Minute}
 	must(t, dave.Run(ctx))
+	if dave.Token() <= bob.Token() {
+		t.Fatalf("fencing tokens bob %d, dave %d", bob.Token(), dave.Token())
+	}
 	if err := bob.Finish(ctx, nil); err == nil || !strings.Contains(err.Error(), "taken over") {
 		t.Fatalf("finish of a taken-over lock: %v", err)
 	}
-	if _, _, err := st.Get(ctx, LockKey); err != nil {
+	if _, err := lease.Read(ctx, LockKey); err != nil {
 		t.Fatal("the new holder's lock was deleted")
 	}
 	must(t, dave.Finish(ctx, nil))
-	if _, _, err := st.Get(ctx, LockKey); !errors.Is(err, onbox.ErrNotFound) {
+	if _, err := lease.Read(ctx, LockKey); !errors.Is(err, s3lock.ErrNotFound) {
 		t.Fatal("lock not released")
 	}
 	// Missing bucket.
 	gone := onbox.NewMemStore("gone")
 	gone.Missing = true
-	if err := (&Lock{Store: gone}).Run(ctx); !errors.Is(err, onbox.ErrNoBucket) {
+	if err := (&Lock{Store: gone, Lease: lease}).Run(ctx); !errors.Is(err, onbox.ErrNoBucket) {
 		t.Fatalf("lock in a missing bucket: %v", err)
 	}
+}
+
+// serverTime is the lease store's clock.
+type serverTime struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (s *serverTime) now() time.Time      { s.mu.Lock(); defer s.mu.Unlock(); return s.t }
+func (s *serverTime) add(d time.Duration) { s.mu.Lock(); s.t = s.t.Add(d); s.mu.Unlock() }
+
+// Finding 9 (issue 14): a run whose lock was taken over must not move releases/current behind
+// the new holder's back: its pointer writes are conditional on the pointer it saw when it took
+// the lock, and fail with ErrFenced once the new holder moved it.
+func TestPointerWritesAreFencedAfterATakeover(t *testing.T) {
+	ctx := context.Background()
+	st := onbox.NewMemStore("rel")
+	must(t, WritePointer(ctx, st, Pointer{Version: "v1"}))
+	clk := &serverTime{t: time.Now()}
+	lease := &s3lock.Mem{Name: "rel", Now: clk.now}
+	alice := &Lock{Store: st, Lease: lease, Info: LockInfo{Owner: "alice", Version: "v2"}, Timeout: time.Minute}
+	must(t, alice.Run(ctx))
+	// Alice stalls past the timeout (no renewal reaches the server); bob takes over and releases v3.
+	clk.add(2 * time.Minute)
+	bob := &Lock{Store: st, Lease: lease, Info: LockInfo{Owner: "bob", Version: "v3"}, Timeout: time.Minute}
+	must(t, bob.Run(ctx))
+	m3 := packaged(t, "v3")
+	must(t, (&Upload{Store: st, Manifest: func() *onbox.Manifest { return m3 }, Guard: bob.Guard}).Run(ctx))
+	// Alice wakes up and uploads v2: her pointer write is refused, the pointer stays at v3.
+	m2 := packaged(t, "v2")
+	err := (&Upload{Store: st, Manifest: func() *onbox.Manifest { return m2 }, Guard: alice.Guard}).Run(ctx)
+	if !errors.Is(err, ErrFenced) {
+		t.Fatalf("alice's pointer write: %v, want ErrFenced", err)
+	}
+	if p, _ := ReadPointer(ctx, st); p.Version != "v3" {
+		t.Fatalf("pointer %q, want v3", p.Version)
+	}
+	_ = alice.Finish(ctx, nil)
+	must(t, bob.Finish(ctx, nil))
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/s3lock"
 )
 
 // EnvOptions are the ZOPS_SITE_* options shared by site:sync, site:plan and bench:site
@@ -22,6 +23,7 @@ type EnvOptions struct {
 	// NoInvalidate skips the CDN invalidation (ZOPS_SITE_INVALIDATE=0): a bucket with no
 	// distribution in front, or bench:site timing the command beside aws s3 sync.
 	NoInvalidate bool
+	LockWait     time.Duration // ZOPS_LOCK_WAIT: queue behind another sync this long
 }
 
 // Destination is where a sync goes: the bucket store and the CDN.
@@ -29,6 +31,8 @@ type Destination struct {
 	Store       *S3Store
 	Invalidator Invalidator
 	Bucket      string
+	// Lease holds the sync lock (LockKey) in the same bucket.
+	Lease s3lock.Store
 }
 
 // DestinationFor builds the store and invalidator of an environment from awsx: on the twin its S3
@@ -51,5 +55,5 @@ func DestinationFor(ctx context.Context, env *config.Env, eo EnvOptions) (*Desti
 	if err != nil {
 		return nil, fmt.Errorf("the distribution in front of s3://%s: %w", bucket, err)
 	}
-	return &Destination{Store: NewS3Store(c.S3, bucket, conc, nil), Invalidator: cf, Bucket: bucket}, nil
+	return &Destination{Store: NewS3Store(c.S3, bucket, conc, nil), Invalidator: cf, Bucket: bucket, Lease: &s3lock.S3{Client: c.S3, Bucket: bucket}}, nil
 }

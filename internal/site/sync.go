@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/awsx"
+	"github.com/shtetl/zmanim-ops/internal/s3lock"
 )
 
 // Defaults of the options.
@@ -38,7 +39,14 @@ const (
 	DefaultPathBudget     = 15
 	DefaultWait           = 10 * time.Minute
 	DefaultConcurrency    = 32
+	DefaultLockTTL        = 10 * time.Minute
 )
+
+// LockKey is the sync lock in the static bucket (a site record: never served, never synced).
+const LockKey = manifestDir + "/lock.json"
+
+// ErrLocked means another sync holds the lock.
+var ErrLocked = errors.New("another site sync holds the lock")
 
 // Options of a sync.
 type Options struct {
@@ -55,8 +63,16 @@ type Options struct {
 	Wait           time.Duration // invalidation wait timeout; 0 means DefaultWait
 	Concurrency    int           // 0 means DefaultConcurrency
 	DryRun         bool          // plan only (site:plan)
-	Now            func() time.Time
-	Out            io.Writer // progress and summary; nil means os.Stdout
+	// Lease, when set, is where the sync lock (LockKey) is taken before anything is read, so
+	// two syncs never interleave (issue 14, finding 12; the same lease as releases:
+	// internal/s3lock). LockTTL is its staleness (default DefaultLockTTL), LockWait how long
+	// to queue behind another sync (default 0: fail at once naming the holder), Who the owner.
+	Lease    s3lock.Store
+	LockTTL  time.Duration
+	LockWait time.Duration
+	Who      string
+	Now      func() time.Time
+	Out      io.Writer // progress and summary; nil means os.Stdout
 }
 
 func (o *Options) defaults() {
@@ -116,9 +132,45 @@ func (s *Summary) String() string {
 		s.DeployID, s.Uploaded, humanBytes(s.UploadedBytes), s.Skipped, s.Stale, s.Deleted, inv, s.Duration.Round(time.Millisecond))
 }
 
-// Sync deploys o.Dir to o.Store (or, with DryRun, prints the plan).
-func Sync(ctx context.Context, o Options) (*Summary, *Plan, error) {
+// Sync deploys o.Dir to o.Store (or, with DryRun, prints the plan), under the sync lock when
+// o.Lease is set (not for a dry run, which changes nothing).
+func Sync(ctx context.Context, o Options) (sum *Summary, plan *Plan, err error) {
 	o.defaults()
+	if o.Lease != nil && !o.DryRun {
+		ttl := o.LockTTL
+		if ttl <= 0 {
+			ttl = DefaultLockTTL
+		}
+		l := &s3lock.Lock{Store: o.Lease, Key: LockKey, TTL: ttl, Wait: o.LockWait, Out: o.Out,
+			Info: s3lock.Info{Owner: o.Who, PID: os.Getpid(), What: "syncing " + o.Dir}}
+		if err := l.Acquire(ctx); err != nil {
+			var le *s3lock.LockedError
+			if errors.As(err, &le) {
+				return nil, nil, fmt.Errorf("%w: %s; wait for it (ZOPS_LOCK_WAIT=10m queues) or, if it died, its lock goes stale %s after its last renewal", ErrLocked, le.Holder, le.Holder.Info.TTL)
+			}
+			return nil, nil, err
+		}
+		defer func() {
+			if rerr := l.Release(context.WithoutCancel(ctx)); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("site lock: %w", rerr))
+			}
+		}()
+		// A sync that lost its lock stops before its next write.
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		go func() {
+			select {
+			case <-l.Lost():
+				cancel(l.Err())
+			case <-ctx.Done():
+			}
+		}()
+		defer cancel(nil)
+	}
+	return syncLocked(ctx, o)
+}
+
+func syncLocked(ctx context.Context, o Options) (*Summary, *Plan, error) {
 	start := time.Now()
 	// The bucket listing is the slowest read (the S3 server walks its tree); it runs while
 	// the export is hashed.

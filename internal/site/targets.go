@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -80,6 +81,7 @@ func ReadEnv(r *opts.Reader) EnvOptions {
 		Distribution: r.String(awsx.EnvDistributionID, ""),
 		Bucket:       r.String("ZOPS_SITE_BUCKET", ""),
 		NoInvalidate: !r.Bool("ZOPS_SITE_INVALIDATE", true),
+		LockWait:     r.Duration("ZOPS_LOCK_WAIT", 0),
 	}
 	if r.Set("ZOPS_SITE_GRACE") && o.Grace == 0 {
 		o.Grace = -1 // delete at once
@@ -128,6 +130,7 @@ func SyncTarget(ctx context.Context, out io.Writer, dir string, dryRun bool) err
 		Dir: dir, Store: t.Store, Invalidator: inv,
 		Grace: eo.Grace, MaxDeleteShare: eo.MaxDeleteShare, PathBudget: eo.PathBudget,
 		Wait: eo.Wait, Concurrency: eo.Concurrency, DryRun: dryRun, Out: out,
+		Lease: t.Lease, LockWait: eo.LockWait, Who: owner(),
 	})
 	if err != nil {
 		return fmt.Errorf("site %s: %w", verb, err)
@@ -186,4 +189,14 @@ func BenchTarget(ctx context.Context, out io.Writer) error {
 	}
 	fmt.Fprintln(out, res.Line())
 	return nil
+}
+
+// owner is user@host, for the lock object.
+func owner() string {
+	u := os.Getenv("USER")
+	if u == "" {
+		u = fmt.Sprintf("uid%d", os.Getuid())
+	}
+	h, _ := os.Hostname()
+	return u + "@" + h
 }
