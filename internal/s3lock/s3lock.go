@@ -73,6 +73,10 @@ type Info struct {
 	TTL      time.Duration `json:"ttl"`
 	Token    int64         `json:"token"`    // fencing token of this acquisition
 	Acquired time.Time     `json:"acquired"` // the holder's clock, for people
+	// Expires is the holder's clock plus TTL at the last write. This package never reads it
+	// (staleness is judged by the server's clock); it is kept so that older zmanim-ops
+	// clients, which judged by it, still see a live lock as live.
+	Expires time.Time `json:"expires"`
 }
 
 func (i Info) String() string {
@@ -223,7 +227,7 @@ func (l *Lock) try(ctx context.Context) (Holder, error) {
 	}
 	l.Info.Token = token
 	l.Info.Acquired = time.Now().UTC()
-	body, _ := json.Marshal(l.Info)
+	body := l.body()
 	etag, err := l.Store.Replace(ctx, l.Key, body, cur.ETag)
 	if errors.Is(err, ErrChanged) || errors.Is(err, ErrNotFound) {
 		return Holder{Info: h, Age: cur.Age}, ErrLocked // someone else was quicker; look again
@@ -245,8 +249,7 @@ func (l *Lock) create(ctx context.Context) error {
 	}
 	l.Info.Token = token
 	l.Info.Acquired = time.Now().UTC()
-	body, _ := json.Marshal(l.Info)
-	etag, err := l.Store.Create(ctx, l.Key, body)
+	etag, err := l.Store.Create(ctx, l.Key, l.body())
 	if errors.Is(err, ErrExists) {
 		return ErrLocked // taken meanwhile; the next round reads the holder
 	}
@@ -282,6 +285,15 @@ func (l *Lock) nextToken(ctx context.Context) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("fencing counter %s: too much contention", key)
+}
+
+// body is the lock object as written now (Expires moves with every renewal).
+func (l *Lock) body() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.Info.Expires = time.Now().UTC().Add(l.TTL)
+	b, _ := json.Marshal(l.Info)
+	return b
 }
 
 func (l *Lock) setETag(etag string) {
@@ -343,8 +355,7 @@ func (l *Lock) startRenewing() {
 			l.mu.Lock()
 			etag := l.etag
 			l.mu.Unlock()
-			body, _ := json.Marshal(l.Info)
-			next, err := l.Store.Replace(ctx, l.Key, body, etag)
+			next, err := l.Store.Replace(ctx, l.Key, l.body(), etag)
 			switch {
 			case err == nil:
 				l.setETag(next)

@@ -179,3 +179,23 @@ func TestWaitQueuesBehindTheHolder(t *testing.T) {
 	}
 	_ = bob.Release(ctx)
 }
+
+// Older zmanim-ops clients judge a lock by its "expires" (their own clock): the object keeps
+// one in the future while held, so they do not take a live lock over during an upgrade (seen
+// on the shared twin: an old client read a lock without it as expired and took it).
+func TestLockObjectKeepsExpiresForOlderClients(t *testing.T) {
+	ctx := context.Background()
+	m := &Mem{Name: "b"}
+	l := lockOn(m, "alice", time.Minute)
+	if err := l.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(ctx)
+	o, _ := m.Read(ctx, "locks/x.json")
+	var old struct {
+		Expires time.Time `json:"expires"`
+	}
+	if err := json.Unmarshal(o.Body, &old); err != nil || !old.Expires.After(time.Now().Add(50*time.Second)) {
+		t.Fatalf("expires %v (%v) in %s", old.Expires, err, o.Body)
+	}
+}
