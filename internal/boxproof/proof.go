@@ -496,6 +496,13 @@ func (p *proof) backup(ctx context.Context) error {
 	if err != nil || len(ms.Metrics) == 0 {
 		return fmt.Errorf("kumo has no Zmanim/Backup BackupSucceeded Env=prod: %v", err)
 	}
+	// The file the CloudWatch agent tails on AWS is really written (the journal export).
+	logLines, _ := p.m.Exec(ctx, "sh", "-c", "grep -c -e 'zops-backup' -e 'firstboot:' "+boxspec.LogFile+" || true")
+	n, _ := strconv.Atoi(strings.TrimSpace(logLines))
+	if n == 0 {
+		return fmt.Errorf("%s (the CloudWatch agent's file) has no line of first boot or the backup", boxspec.LogFile)
+	}
+	p.logf("logs: %s holds %d lines of first boot and the backup (the file the CloudWatch agent tails)", boxspec.LogFile, n)
 	p.logf("backup: %s (zops-backup run, ZOPS_ENV=prod) in %.1fs: %d snapshot(s) in s3://%s/%s/restic, metric Zmanim/Backup BackupSucceeded Env=prod in CloudWatch (kumo)",
 		boxspec.UnitBackup, time.Since(t).Seconds(), len(list.Contents), backupsBucket, p.id)
 	return nil

@@ -64,7 +64,19 @@ func InputsFrom(kv map[string]string) (Inputs, error) {
 // lacks (region), and runs the steps against the real system. start says whether to start
 // zmanim.target at the end (the unit does).
 func Main(ctx context.Context, root string, start bool, out io.Writer) error {
-	kv, err := ReadInstanceFile(root + boxspec.InstanceFile)
+	// The unit is ordered after cloud-init's init stage, which writes the file; still give a
+	// slow cloud-init two minutes before failing.
+	path := root + boxspec.InstanceFile
+	for i := 0; i < 120; i++ {
+		if _, err := os.Stat(path); err == nil || ctx.Err() != nil {
+			break
+		}
+		if i == 0 {
+			fmt.Fprintf(out, "firstboot: waiting for %s (the user data writes it)\n", boxspec.InstanceFile)
+		}
+		time.Sleep(time.Second)
+	}
+	kv, err := ReadInstanceFile(path)
 	if err != nil {
 		fmt.Fprintln(out, "firstboot:", err)
 		return err

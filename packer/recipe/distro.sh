@@ -88,9 +88,14 @@ gpgcheck=1
 gpgkey=https://dl.fedoraproject.org/pub/epel/RPM-GPG-KEY-EPEL-9
 includepkgs=SFCGAL* CGAL* gdal* proj* geos* libspatialite* xerces-c* libkml* ogdi* armadillo* arpack* superlu* hdf5* netcdf* libgta* libdeflate* cfitsio* freexl* libgeotiff* minizip* openblas* flexiblas* libqhull* libarrow* json-c*
 REPO
+		# AL2023's own repository has packages of the same names (postgresql16-server, ...):
+		# exclude them there so only PGDG's are ever installed.
+		for repo in /etc/yum.repos.d/amazonlinux*.repo; do
+			grep -q '^excludepkgs=postgresql' "$repo" || sed -i '/^\[amazonlinux\]/a excludepkgs=postgresql*' "$repo"
+		done
 		dnf -y -q makecache
 	}
-	pkg_install() { dnf -y -q install --setopt=install_weak_deps=False --exclude='postgresql16-server.*amzn*' "$@"; }
+	pkg_install() { dnf -y -q install --setopt=install_weak_deps=False "$@"; }
 	pkg_finish() { dnf clean all; }
 	;;
 *)
