@@ -8,8 +8,8 @@ if ! getent passwd "$ZB_USER" >/dev/null; then
 	useradd --system --gid "$ZB_GROUP" --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin "$ZB_USER"
 fi
 getent passwd "$ZB_PG_USER" >/dev/null || die "user $ZB_PG_USER missing: the PostgreSQL package should have created it"
-# The Redis-compatible server runs as ZB_REDIS_USER on every distribution (AL2023's valkey
-# package creates its own user under another name).
+# The Redis-compatible server runs as ZB_REDIS_USER on every distribution (AL2023's
+# server's package may create its own user under another name).
 if ! getent passwd "$ZB_REDIS_USER" >/dev/null; then
 	useradd --system --user-group --home-dir "$ZB_REDIS_DIR" --no-create-home --shell /usr/sbin/nologin "$ZB_REDIS_USER"
 fi
