@@ -15,6 +15,7 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/boxbuild"
 	"github.com/shtetl/zmanim-ops/internal/nsboot"
 	"github.com/shtetl/zmanim-ops/internal/testenv"
+	"github.com/shtetl/zmanim-ops/internal/tools"
 )
 
 // RootVar names a root directory with systemd installed to boot; by default the test boots
@@ -36,6 +37,18 @@ func bootableRoot(t *testing.T) string {
 	base := filepath.Join(boxbuild.CacheDir(), "base-bookworm-"+runtime.GOARCH)
 	if _, err := os.Stat(filepath.Join(base, "lib", "systemd", "systemd")); err == nil {
 		return base
+	}
+	// The packer zops-local builder's cached debootstrap (same include list) boots as well; it
+	// is booted from a copy, so packer's cache is never changed.
+	cands, _ := filepath.Glob(filepath.Join(tools.CacheDir(), "debootstrap", "bookworm-"+runtime.GOARCH+"-*"))
+	for _, c := range cands {
+		if _, err := os.Stat(filepath.Join(c, "lib", "systemd", "systemd")); err == nil {
+			dst := filepath.Join(t.TempDir(), "root")
+			if out, err := exec.Command("cp", "-a", c, dst).CombinedOutput(); err != nil {
+				t.Fatalf("copy %s: %v %s", c, err, out)
+			}
+			return dst
+		}
 	}
 	if !testenv.Required() {
 		t.Skipf("no bootable root: set %s or run `go tool mage ami:local` once (it caches %s)", RootVar, base)
