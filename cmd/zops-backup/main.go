@@ -25,7 +25,7 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(args) == 0 {
-		return errors.New("usage: zops-backup run|verify|drill|wal|base|restore TIME|notify UNIT")
+		return errors.New("usage: zops-backup run|verify|drill|wal|base|recover|restore TIME|notify UNIT")
 	}
 	out := os.Stdout
 	switch args[0] {
@@ -39,6 +39,8 @@ func run(args []string) error {
 		return backup.WALTarget(ctx, out)
 	case "base":
 		return backup.BaseTarget(ctx, out)
+	case "recover":
+		return backup.RecoverTarget(ctx, out)
 	case "restore", "notify":
 		if len(args) != 2 {
 			return fmt.Errorf("usage: zops-backup %s ARG", args[0])

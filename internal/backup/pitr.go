@@ -23,6 +23,10 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/restic"
 )
 
+// RestoreConfMarker starts the settings Restore appends to the restored cluster's
+// postgresql.auto.conf; Recover removes everything from it on before the cluster goes live.
+const RestoreConfMarker = "# zops backup:restore: point-in-time recovery into a scratch directory"
+
 // Errors of point-in-time restore.
 var (
 	ErrScratchFull  = errors.New("scratch restore ran out of disk space")
@@ -68,8 +72,15 @@ type RestoreOptions struct {
 // shipped after it, into a scratch data directory with recovery_target_time = target; the
 // server is started on a free loopback port and promoted when it reaches the target. The live
 // database is only read from the repository, never touched.
+//
+// A zero target means the latest: all shipped WAL is replayed, then the server is promoted
+// (no recovery target, so reaching the end of the archive is success, not ErrTargetNotHit).
 func (j *Job) Restore(ctx context.Context, target time.Time, o RestoreOptions) (_ *PITR, err error) {
 	start := time.Now()
+	latest := target.IsZero()
+	if latest {
+		target = time.Now()
+	}
 	p := &PITR{Target: target.UTC()}
 	bases, err := j.Repo.Snapshots(ctx, restic.Filter{Tags: []string{TagZops, TagBase}, Host: j.Host})
 	if err != nil {
@@ -137,17 +148,18 @@ func (j *Job) Restore(ctx context.Context, target time.Time, o RestoreOptions) (
 		_ = os.Remove(filepath.Join(p.DataDir, f))
 	}
 	conf := fmt.Sprintf(`
-# zops backup:restore: point-in-time recovery into a scratch directory
+%s
 port = %d
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '%s'
 archive_mode = off
 archive_command = ''
 restore_command = 'cp "%s/%%f" "%%p"'
-recovery_target_time = '%s'
-recovery_target_action = 'promote'
-hot_standby = on
-`, port, dir, walDir, p.Target.Format("2006-01-02 15:04:05.999999-07:00"))
+`, RestoreConfMarker, port, dir, walDir)
+	if !latest {
+		conf += fmt.Sprintf("recovery_target_time = '%s'\nrecovery_target_action = 'promote'\n", p.Target.Format("2006-01-02 15:04:05.999999-07:00"))
+	}
+	conf += "hot_standby = on\n"
 	if err := appendFile(filepath.Join(p.DataDir, "postgresql.auto.conf"), conf); err != nil {
 		return nil, j.diskErr(dir, err)
 	}

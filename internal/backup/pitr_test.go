@@ -110,6 +110,32 @@ func TestPITR(t *testing.T) {
 	}
 	t.Logf("PITR restore took %.1fs on port %d", p.Seconds, p.Port)
 
+	// "latest": every shipped segment replayed, promoted at the end of the archive (what
+	// backup:recover does on a box whose volume was lost).
+	t.Run("latest", func(t *testing.T) {
+		p, err := j.Restore(ctx, time.Time{}, RestoreOptions{Dir: filepath.Join(publicDir(t), "r")})
+		if err != nil {
+			t.Fatalf("restore latest: %v", err)
+		}
+		defer p.Stop(context.Background())
+		if later := queryInt(t, p.URL, "SELECT count(*) FROM pitr WHERE phase = 'later'"); later != 50 {
+			t.Fatalf("latest restore has %d later rows, want 50", later)
+		}
+		conf, _ := os.ReadFile(filepath.Join(p.DataDir, "postgresql.auto.conf"))
+		if strings.Contains(string(conf), "recovery_target_time") || !strings.Contains(string(conf), RestoreConfMarker) {
+			t.Fatalf("latest restore settings:\n%s", conf)
+		}
+		if err := p.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := stripRestoreConf(filepath.Join(p.DataDir, "postgresql.auto.conf")); err != nil {
+			t.Fatal(err)
+		}
+		conf, _ = os.ReadFile(filepath.Join(p.DataDir, "postgresql.auto.conf"))
+		if strings.Contains(string(conf), "restore_command") || strings.Contains(string(conf), RestoreConfMarker) {
+			t.Fatalf("scratch settings left for the live cluster:\n%s", conf)
+		}
+	})
 	t.Run("target beyond shipped WAL", func(t *testing.T) {
 		_, err := j.Restore(ctx, time.Now().Add(time.Hour), RestoreOptions{Dir: filepath.Join(publicDir(t), "r")})
 		if !errors.Is(err, ErrTargetNotHit) {

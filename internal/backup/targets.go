@@ -144,8 +144,13 @@ func BaseTarget(ctx context.Context, out io.Writer) error {
 
 // ParseRestoreTime reads a restore time: RFC 3339 ("2026-11-27T10:15:00Z"), "2026-11-27 10:15:00"
 // (UTC), or a duration ago ("15m" or "-15m").
+//
+// "latest" is the zero time: replay every shipped WAL segment.
 func ParseRestoreTime(s string, now time.Time) (time.Time, error) {
 	s = strings.TrimSpace(s)
+	if s == "latest" {
+		return time.Time{}, nil
+	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
@@ -155,7 +160,7 @@ func ParseRestoreTime(s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(strings.TrimPrefix(s, "-")); err == nil && d >= 0 {
 		return now.Add(-d), nil
 	}
-	return time.Time{}, fmt.Errorf("restore time %q: use RFC 3339 (2026-11-27T10:15:00Z), \"2026-11-27 10:15:00\" (UTC) or a duration ago (15m)", s)
+	return time.Time{}, fmt.Errorf("restore time %q: use RFC 3339 (2026-11-27T10:15:00Z), \"2026-11-27 10:15:00\" (UTC), a duration ago (15m) or latest", s)
 }
 
 // RestoreTarget is backup:restore TIME. It leaves the scratch server running and prints how
