@@ -30,6 +30,7 @@ import (
 //	ZOPS_LOADTEST_LABEL        release version or tag for the report directory
 //	ZOPS_LOADTEST_REPORT_DIR   report root (default reports/loadtest)
 //	ZOPS_LOADTEST_MAX_WORKERS  bound on requests in flight (default 1000)
+//	ZOPS_LOADTEST_MIN_SAMPLES  fewest requests per judged region and class; fewer fail as "not enough samples" (default: the scenario's min_samples, 500 for load; 0 turns it off)
 //	ZOPS_EXPECTED_RPS, ZOPS_LOAD_MULTIPLIER  the expected load and multiplier (config)
 func Loadtest(ctx context.Context) error {
 	return loadtest.LoadtestTarget(ctx, os.Stdout)

@@ -33,16 +33,16 @@ type BenchOptions struct {
 // BenchResult is the outcome of bench:loadgen.
 type BenchResult struct {
 	PlainRPS, ExtRPS float64 // medians over the rounds
-	OverheadPct      float64  // (plain - ext) / plain of the medians
+	OverheadPct      float64 // (plain - ext) / plain of the medians
 	// SpreadPct is the larger of the two variants' interquartile range of per-round rates, as
 	// a percentage of its median: how much the rounds disagreed (benchkit.SpreadPct).
 	SpreadPct float64
 	// PairedPct are the per-round overheads, each ext round against the plain round just
 	// before it (printed as a cross-check: drift between rounds cancels within a pair).
-	PairedPct []float64
-	CheckScheduled   uint64
-	CheckDropped     uint64
-	CheckP99         time.Duration
+	PairedPct      []float64
+	CheckScheduled uint64
+	CheckDropped   uint64
+	CheckP99       time.Duration
 }
 
 // BenchLoadgen measures the generator's maximum request rate on loopback against a trivial

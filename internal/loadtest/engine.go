@@ -70,11 +70,11 @@ type Plan struct {
 	Source  Source
 	// Plain skips classification and tagging: every response is recorded, by latency only,
 	// under the first region as class "uncached". It is the baseline of bench:loadgen.
-	Plain        bool
+	Plain bool
 	// Client supplies the transport and the per-request timeout (default: NewClient sized to
 	// MaxWorkers). Requests go straight to its Transport, as with NewClient's clients: no
 	// redirect is followed and no cookie jar is used (see engine.do).
-	Client *http.Client
+	Client       *http.Client
 	PreAllocated int           // workers started up front (default 50, capped at MaxWorkers)
 	MaxWorkers   int           // at most this many requests in flight (default 1000)
 	Timeout      time.Duration // per request (default 10 s)

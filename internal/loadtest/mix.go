@@ -25,7 +25,22 @@ type MixSpec struct {
 	Cities    []City         `json:"cities"`
 	// HotDate is the first date of the hot set (YYYY-MM-DD); hot tuples use the dates after it.
 	HotDate string `json:"hot_date"`
+	// ShieldRatio is the share of requests (in steps of 1%) that ask a region's edge for a key
+	// that another region asked for a little earlier: the edge misses (this region never
+	// asked), the shield holds it (the other region's request put it there). Without them,
+	// shield hits come only from each region's first request for a hot-set key, a few dozen
+	// per run, too few to judge a latency target on. One region leads each key (they take
+	// turns), so every region gets its share of shield hits; the leader's request is uncached.
+	ShieldRatio float64 `json:"shield_ratio,omitempty"`
+	// ShieldLag is how many requests of the run (all regions together) pass between one
+	// region's request for such a key and the next region's: time for the first response to
+	// reach the shield (2000 at 500 req/s is 4 s).
+	ShieldLag int `json:"shield_lag,omitempty"`
 }
+
+// shieldBlock is the granularity of ShieldRatio: of every shieldBlock consecutive slots,
+// ShieldRatio x shieldBlock, spread evenly, are relay slots.
+const shieldBlock = 100
 
 // EndpointSpec is one kind of request. Path may hold {lat}, {lon}, {date}, {q}.
 type EndpointSpec struct {
@@ -53,6 +68,10 @@ type MixOptions struct {
 	// out of the mix (and Skipped says so).
 	Token    string
 	HotRatio float64 // overrides the spec when >= 0
+	// RegionIndex and RegionCount place a regional runner, whose Regions holds its own region
+	// only, among all regions of the run (so that the shield relay keys line up across
+	// runners that start together and send the same rate). RegionCount 0: Regions are all.
+	RegionIndex, RegionCount int
 }
 
 // Mix generates requests; it implements Source.
@@ -68,6 +87,14 @@ type Mix struct {
 	hotDay   time.Time
 	headers  [][3]http.Header // [region][kind]
 	nRegions uint64
+	// Shield relay (see MixSpec.ShieldRatio): relay slots per shieldBlock, lag in slots, the
+	// endpoints it uses, and this mix's place among the run's regions.
+	relayPer  uint64
+	relayLag  uint64
+	relayEps  []int
+	allRegion uint64 // regions of the whole run
+	regionIdx uint64 // this mix's first region among them (regional runner)
+	remote    bool   // a regional runner: every iteration is its own region's
 	// Skipped lists endpoints left out (e.g. private ones without a token).
 	Skipped []string
 }
@@ -159,6 +186,35 @@ func NewMix(spec MixSpec, o MixOptions) (*Mix, error) {
 	if m.total == 0 {
 		errs = append(errs, errors.New("endpoints: no endpoint with a positive weight"))
 	}
+	if spec.ShieldRatio < 0 || spec.ShieldRatio >= 1 || math.IsNaN(spec.ShieldRatio) {
+		errs = append(errs, fmt.Errorf("shield_ratio %v: must be at least 0 and below 1", spec.ShieldRatio))
+	}
+	if spec.ShieldRatio > 0 && spec.ShieldLag <= 0 {
+		errs = append(errs, fmt.Errorf("shield_lag %d: must be positive with a shield_ratio (requests between two regions' requests for a key)", spec.ShieldLag))
+	}
+	m.allRegion, m.remote = m.nRegions, o.RegionCount > 0
+	if m.remote {
+		m.allRegion, m.regionIdx = uint64(o.RegionCount), uint64(o.RegionIndex)
+		if o.RegionIndex < 0 || o.RegionIndex >= o.RegionCount || len(o.Regions) != 1 {
+			errs = append(errs, fmt.Errorf("region index %d of %d: a regional runner has one region and an index below the count", o.RegionIndex, o.RegionCount))
+		}
+	}
+	if spec.ShieldRatio > 0 && m.allRegion > 1 {
+		m.relayPer = uint64(math.Round(spec.ShieldRatio * shieldBlock))
+		// The lag in slots (one request per region each) is rounded up to whole turns of
+		// blocks, so a key's relay slot and leader are the same for every region.
+		turn := uint64(shieldBlock) * m.allRegion
+		slots := (uint64(max(spec.ShieldLag, 1)) + m.allRegion - 1) / m.allRegion
+		m.relayLag = (slots + turn - 1) / turn * turn
+		for i, ep := range m.eps {
+			if ep.kind == KindAPI && ep.params {
+				m.relayEps = append(m.relayEps, i)
+			}
+		}
+		if len(m.relayEps) == 0 {
+			m.relayPer = 0
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("request mix: %w", err)
 	}
@@ -204,8 +260,26 @@ func (m *Mix) Next(iter uint64, r *Request) {
 			ei++
 		}
 	}
-	ep := &m.eps[ei]
 	region := iter % m.nRegions
+	var key uint64
+	relay := false
+	if m.relayPer > 0 && iter > uint64(len(m.eps)) {
+		// Slot s holds one request per region of the run; in a relay slot the leading
+		// region asks for key s, and the region d turns after it for key s - d*lag, which
+		// the leader asked for d*lag slots ago (and the regions between since): by then the
+		// shield holds it, this region's edge does not.
+		slot, global := iter/m.allRegion, region
+		if m.remote {
+			slot, global = iter, m.regionIdx
+		}
+		if b := slot % shieldBlock; (b+1)*m.relayPer/shieldBlock > b*m.relayPer/shieldBlock { // relayPer slots spread evenly over each block
+			lead := slot / shieldBlock % m.allRegion
+			d := (global + m.allRegion - lead) % m.allRegion
+			key, relay = slot-d*m.relayLag, true // may wrap below zero early in a run: still a unique key
+			ei = m.relayEps[splitmix64(m.seed^key^0x5e1d)%uint64(len(m.relayEps))]
+		}
+	}
+	ep := &m.eps[ei]
 	r.Region = int(region)
 	r.Kind = ep.kind
 	r.Method = ep.method
@@ -214,7 +288,13 @@ func (m *Mix) Next(iter uint64, r *Request) {
 		r.URL = m.base + ep.parts[0]
 		return
 	}
-	hot := unit(r2) < m.hotRatio
+	// The hot ratio is a share of all requests: relay slots take theirs out of the rest.
+	hot := !relay && unit(r2)*(1-float64(m.relayPer)/shieldBlock) < m.hotRatio
+	if relay {
+		// The key's parameters depend on the key alone, so every region asks for the same URL.
+		r3 = splitmix64(m.seed ^ key ^ 0x9e1a)
+		r4 = splitmix64(r3)
+	}
 	var lat, lon float64
 	var date time.Time
 	var q string

@@ -23,6 +23,7 @@ func loadDefaultScenarios(t *testing.T) *ScenarioFile {
 func TestMixHotRatioAndRegions(t *testing.T) {
 	t.Parallel()
 	f := loadDefaultScenarios(t)
+	f.Mix.ShieldRatio = 0 // the relay's keys repeat once per region (TestMixShieldRelay)
 	for _, ratio := range []float64{0, 0.5, 0.9, 1} {
 		m, err := NewMix(f.Mix, MixOptions{Target: "http://edge", Regions: []string{"us-east-1", "il-central-1"},
 			RegionHeader: true, Token: "tok", HotRatio: ratio})
@@ -172,5 +173,77 @@ func TestRegionProfiles(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want %q", err, want)
 		}
+	}
+}
+
+// TestMixShieldRelay replays the default mix through a model of the edge (one cache per
+// region, one shared shield, every response cached at once) and checks that each region
+// gets its shield hits, whether all regions run in one generator or one runner per region
+// (the prod runners, aligned on one start and rate).
+func TestMixShieldRelay(t *testing.T) {
+	t.Parallel()
+	f := loadDefaultScenarios(t)
+	regions := []string{"us-east-1", "il-central-1", "eu-west-1"}
+	const perRegion = 15000 // 60 s of the 10x stage, 500 req/s over two regions
+	type tiers struct{ edge, shield, origin int }
+	replay := func(next func(region int, i uint64) (string, bool)) []tiers {
+		shield := map[string]bool{}
+		edges := make([]map[string]bool, len(regions))
+		for i := range edges {
+			edges[i] = map[string]bool{}
+		}
+		got := make([]tiers, len(regions))
+		for i := uint64(0); i < perRegion*uint64(len(regions)); i++ {
+			reg := int(i % uint64(len(regions)))
+			u, cacheable := next(reg, i)
+			if !cacheable {
+				continue
+			}
+			switch {
+			case edges[reg][u]:
+				got[reg].edge++
+			case shield[u]:
+				got[reg].shield++
+			default:
+				got[reg].origin++
+			}
+			edges[reg][u], shield[u] = true, true
+		}
+		return got
+	}
+	one, err := NewMix(f.Mix, MixOptions{Target: "http://e", Regions: regions, Token: "t", HotRatio: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runners := make([]*Mix, len(regions))
+	for i, r := range regions {
+		if runners[i], err = NewMix(f.Mix, MixOptions{Target: "http://e", Regions: []string{r}, Token: "t", HotRatio: -1, RegionIndex: i, RegionCount: len(regions)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var req Request
+	for name, next := range map[string]func(int, uint64) (string, bool){
+		"one generator": func(reg int, i uint64) (string, bool) {
+			one.Next(i, &req)
+			if req.Region != reg {
+				t.Fatalf("iteration %d: region %d, want %d", i, req.Region, reg)
+			}
+			return req.URL, req.Kind == KindAPI
+		},
+		"a runner per region": func(reg int, i uint64) (string, bool) {
+			runners[reg].Next(i/uint64(len(regions)), &req)
+			return req.URL, req.Kind == KindAPI
+		},
+	} {
+		for reg, tr := range replay(next) {
+			// 10% relay slots, led by each region in turn: 2/3 of them shield hits here.
+			if tr.shield < 900 || tr.origin < 500 || tr.edge < 10000 {
+				t.Errorf("%s, %s: edge %d, shield %d, origin %d: want >= 900 shield hits and >= 500 origin requests", name, regions[reg], tr.edge, tr.shield, tr.origin)
+			}
+		}
+	}
+	f.Mix.ShieldLag = 0
+	if _, err := NewMix(f.Mix, MixOptions{Regions: regions, HotRatio: -1}); err == nil || !strings.Contains(err.Error(), "shield_lag") {
+		t.Errorf("err = %v, want shield_lag rejected", err)
 	}
 }

@@ -25,6 +25,8 @@ type Report struct {
 	Outcomes []Outcome
 	Judged   []string // stages the thresholds were judged on (all when empty)
 	Skipped  []string // endpoints left out of the mix, with the reason
+	// MinSamples is the fewest requests a judged series needed (0: no minimum).
+	MinSamples uint64
 	// Previous is the last earlier run of the same scenario, when there is one.
 	Previous    *Result
 	PreviousDir string
@@ -65,7 +67,9 @@ func (rp *Report) Rows() []Row {
 			if m := o.Threshold.Metric; (m == "p95" || m == "ttfb_p95") && r.Target == "" {
 				r.Target = o.Threshold.Metric + " " + o.Threshold.Op + " " + fmtMs(o.Threshold.Value)
 			}
-			if !o.Pass {
+			if o.TooFew {
+				r.Verdict = "FAIL (too few samples)"
+			} else if !o.Pass && !strings.HasPrefix(r.Verdict, "FAIL") {
 				r.Verdict = "FAIL"
 			} else if r.Verdict == "" {
 				r.Verdict = "pass"
@@ -98,19 +102,28 @@ func pct(n, d uint64) string {
 func (rp *Report) Passed() bool { return !Failed(rp.Outcomes) }
 
 func (rp *Report) verdictLine() string {
-	failed, nodata := 0, 0
+	failed, nodata, toofew := 0, 0, 0
 	for _, o := range rp.Outcomes {
 		switch {
 		case o.NoData:
 			nodata++
 		case !o.Pass:
 			failed++
+			if o.TooFew {
+				toofew++
+			}
 		}
 	}
 	judged := len(rp.Outcomes) - nodata
 	v := fmt.Sprintf("**PASS**: all %d threshold checks passed", judged)
 	if failed > 0 {
 		v = fmt.Sprintf("**FAIL**: %d of %d threshold checks failed", failed, judged)
+	}
+	if toofew > 0 {
+		v += fmt.Sprintf(", %d of them on fewer than %d samples (not enough samples)", toofew, rp.MinSamples)
+	}
+	if rp.MinSamples > 0 {
+		v += fmt.Sprintf("; every judged region and class needs at least %d requests", rp.MinSamples)
 	}
 	if nodata > 0 {
 		v += fmt.Sprintf(" (%d without data)", nodata)
@@ -208,6 +221,11 @@ func (rp *Report) Markdown(w io.Writer) error {
 		switch {
 		case o.NoData:
 			res, val = "no data", "-"
+		case o.TooFew:
+			res = "**FAIL**: " + strings.TrimPrefix(o.Verdict(rp.MinSamples), "FAIL: ")
+			if o.Samples == 0 {
+				val = "-"
+			}
 		case !o.Pass:
 			res = "**FAIL**"
 		}
@@ -404,7 +422,11 @@ func (rp *Report) timeChart() string {
 			maxN = w.Requests
 		}
 	}
+	peakN := maxN
 	maxV = niceCeil(maxV)
+	// Requests get their own scale, on the right-hand axis: a count per window shares no
+	// unit with milliseconds.
+	maxN = uint64(niceCeil(float64(maxN)))
 	const left, width, height = 60, 800, 240
 	x := func(i int) float64 { return left + float64(i)*width/float64(len(ws)-1) }
 	y := func(v float64) float64 { return 10 + height - v/maxV*height }
@@ -414,7 +436,11 @@ func (rp *Report) timeChart() string {
 	for i := 0; i <= 4; i++ {
 		v := maxV * float64(i) / 4
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eee"/><text x="%d" y="%.1f" text-anchor="end">%s ms</text>`+"\n", left, y(v), left+width, y(v), left-4, y(v)+4, trimFloat(v))
+		n := maxN * uint64(i) / 4
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" fill="#777">%d req</text>`+"\n", left+width+4, yn(n)+4, n)
 	}
+	fmt.Fprintf(&b, `<line x1="%d" y1="10" x2="%d" y2="%d" stroke="#08519c"/><line x1="%d" y1="10" x2="%d" y2="%d" stroke="#bbb"/>`+"\n",
+		left, left, 10+height, left+width, left+width, 10+height)
 	var lat, req, fail strings.Builder
 	for i, w := range ws {
 		fmt.Fprintf(&lat, "%.1f,%.1f ", x(i), y(float64(w.P95)/1e6))
@@ -427,7 +453,7 @@ func (rp *Report) timeChart() string {
 	fmt.Fprintf(&b, `<polyline fill="none" stroke="#08519c" stroke-width="2" points="%s"/>`+"\n", strings.TrimSpace(lat.String()))
 	b.WriteString(fail.String())
 	step := ws[1].Start.Sub(ws[0].Start)
-	fmt.Fprintf(&b, "\n"+`<text x="%d" y="%d">blue: p95 latency per %s window (left axis); grey: requests per window (peak %d); red: failed requests</text>`+"\n", left, height+45, step, maxN)
+	fmt.Fprintf(&b, "\n"+`<text x="%d" y="%d">blue: p95 latency per %s window (left axis, ms); grey: requests per window (right axis, peak %d); red: failed requests (right axis)</text>`+"\n", left, height+45, step, peakN)
 	b.WriteString("</svg>\n")
 	return b.String()
 }

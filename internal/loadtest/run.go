@@ -31,6 +31,9 @@ type Options struct {
 	Label      string // release version or tag, part of the report directory name
 	ReportDir  string // default reports/loadtest under the repository root
 	MaxWorkers int    // bound on requests in flight (default 1000)
+	// MinSamples, when positive, replaces the scenario's minimum of requests per judged
+	// region and class; negative turns the minimum off; 0 keeps the scenario's.
+	MinSamples int
 	// NoTwinHooks leaves the twin edge's latency hooks alone (no region latency).
 	NoTwinHooks bool
 	// RunnerProfile is the IAM instance profile of the prod runners.
@@ -170,8 +173,15 @@ func Execute(ctx context.Context, env *config.Env, o Options) (*Report, error) {
 		}
 	}
 
-	report := &Report{Scenario: o.Scenario, Label: o.Label, Result: res, Outcomes: Evaluate(res, ts, sc.Evaluate...),
-		Judged: sc.Evaluate, Skipped: skipped}
+	minSamples := sc.MinSamples
+	switch {
+	case o.MinSamples > 0:
+		minSamples = o.MinSamples
+	case o.MinSamples < 0:
+		minSamples = 0
+	}
+	report := &Report{Scenario: o.Scenario, Label: o.Label, Result: res, Outcomes: EvaluateMin(res, ts, uint64(minSamples), sc.Evaluate...),
+		Judged: sc.Evaluate, Skipped: skipped, MinSamples: uint64(minSamples)}
 	root := o.ReportDir
 	if root == "" {
 		root = filepath.Join(config.RepoRoot(), DefaultReportDir)
@@ -210,9 +220,10 @@ func runProd(ctx context.Context, env *config.Env, o Options, sf *ScenarioFile, 
 		Instance: RunnerInstance{InstanceProfile: o.RunnerProfile}}
 	start := time.Now().Add(5 * time.Minute).UTC() // time for every runner to boot and register with SSM
 	var specs []RunSpec
-	for _, r := range regions {
+	for i, r := range regions {
 		specs = append(specs, RunSpec{Scenario: o.Scenario, Target: target, Region: r.Name, Stages: splitStages(stages, len(regions)),
-			Mix: sf.Mix, HotRatio: hot, TokenParameter: env.SSM("loadtest-token"), Window: window, MaxWorkers: o.MaxWorkers, StartAt: start})
+			Mix: sf.Mix, HotRatio: hot, TokenParameter: env.SSM("loadtest-token"), Window: window, MaxWorkers: o.MaxWorkers, StartAt: start,
+			RegionIndex: i, RegionCount: len(regions)})
 	}
 	return rem.RunRemote(ctx, start.Format("20060102T150405Z")+"-"+o.Scenario, bin, specs)
 }

@@ -39,6 +39,9 @@ type ScenarioSpec struct {
 	// Evaluate names the stages thresholds are judged on (default: all), e.g. leaving out a
 	// warm-up whose cold caches are expected.
 	Evaluate []string `json:"evaluate,omitempty"`
+	// MinSamples is the fewest requests a region and class may have for a threshold on it
+	// to be judged; fewer fail as "not enough samples" (0: no minimum).
+	MinSamples int `json:"min_samples,omitempty"`
 }
 
 // StageSpec is one stage as written in the file.

@@ -23,11 +23,16 @@ type RunSpec struct {
 	MaxWorkers     int           `json:"max_workers"`
 	// StartAt aligns the runners of all regions on one start time (zero: start at once).
 	StartAt time.Time `json:"start_at"`
+	// RegionIndex and RegionCount place this runner among the run's regions (the mix's
+	// shield relay keys line up across runners); RegionCount 0: a run of this region alone.
+	RegionIndex int `json:"region_index,omitempty"`
+	RegionCount int `json:"region_count,omitempty"`
 }
 
 // Plan builds the engine plan of the spec with the given token ("" leaves private calls out).
 func (s RunSpec) Plan(token string) (Plan, *Mix, error) {
-	mix, err := NewMix(s.Mix, MixOptions{Target: s.Target, Regions: []string{s.Region}, RegionHeader: s.RegionHeader, Token: token, HotRatio: s.HotRatio})
+	mix, err := NewMix(s.Mix, MixOptions{Target: s.Target, Regions: []string{s.Region}, RegionHeader: s.RegionHeader, Token: token, HotRatio: s.HotRatio,
+		RegionIndex: s.RegionIndex, RegionCount: s.RegionCount})
 	if err != nil {
 		return Plan{}, nil, err
 	}

@@ -21,6 +21,16 @@ func ReadOptions(r *opts.Reader) Options {
 		Duration:      r.Duration("ZOPS_LOADTEST_DURATION", 0),
 		MaxWorkers:    r.PositiveInt("ZOPS_LOADTEST_MAX_WORKERS", 0),
 	}
+	if r.Set("ZOPS_LOADTEST_MIN_SAMPLES") {
+		switch n := r.Int("ZOPS_LOADTEST_MIN_SAMPLES", -1); {
+		case n < 0:
+			r.Problem("ZOPS_LOADTEST_MIN_SAMPLES", r.String("ZOPS_LOADTEST_MIN_SAMPLES", ""), "want a whole number of requests, 0 for no minimum")
+		case n == 0:
+			o.MinSamples = -1 // off
+		default:
+			o.MinSamples = n
+		}
+	}
 	if v := r.String("ZOPS_LOADTEST_DURATION", ""); v != "" && o.Duration <= 0 && validDuration(v) {
 		r.Problem("ZOPS_LOADTEST_DURATION", v, "want a positive duration such as 90s or 2h")
 	}

@@ -208,6 +208,24 @@ type Outcome struct {
 	Value     float64   `json:"value"`
 	Pass      bool      `json:"pass"`
 	NoData    bool      `json:"no_data"` // nothing to judge: reported, not a failure
+	// TooFew: the series had fewer requests than the run's minimum, so the figure proves
+	// nothing (a p95 of six samples is the second-slowest of six): a failure, whatever Value.
+	TooFew  bool   `json:"too_few,omitempty"`
+	Samples uint64 `json:"samples"`
+}
+
+// Verdict is the outcome in words: "pass", "FAIL", "no data" or "FAIL: not enough samples
+// (N < M)".
+func (o Outcome) Verdict(min uint64) string {
+	switch {
+	case o.NoData:
+		return "no data"
+	case o.TooFew:
+		return fmt.Sprintf("FAIL: not enough samples (%d < %d)", o.Samples, min)
+	case !o.Pass:
+		return "FAIL"
+	}
+	return "pass"
 }
 
 // Failed reports whether any outcome failed.
@@ -222,6 +240,14 @@ func Failed(os []Outcome) bool {
 
 // Evaluate checks thresholds against the totals of the given phases (all when none).
 func Evaluate(r *Result, ts []Threshold, phases ...string) []Outcome {
+	return EvaluateMin(r, ts, 0, phases...)
+}
+
+// EvaluateMin is Evaluate with a minimum number of samples: a threshold on a series with
+// fewer requests than min fails as not enough samples instead of passing on a handful. The
+// requests metric itself is a count and is judged as it is; so is a wildcard class that has
+// no request at all (the mix does not produce it), as in Evaluate.
+func EvaluateMin(r *Result, ts []Threshold, min uint64, phases ...string) []Outcome {
 	totals := r.Totals(phases...)
 	var out []Outcome
 	for _, t := range ts {
@@ -244,11 +270,23 @@ func Evaluate(r *Result, ts []Threshold, phases ...string) []Outcome {
 			for _, c := range classes {
 				s := pick(totals, reg, c)
 				o := Outcome{Threshold: t, Text: t.Text, Region: reg, Class: c}
-				if s == nil || s.Requests == 0 {
+				if s != nil {
+					o.Samples = s.Requests
+				}
+				judgeCount := min > 0 && t.Metric != "requests"
+				if o.Samples == 0 && (!judgeCount || t.Class == "*") {
 					o.NoData = true
 					if t.Class != "*" { // a wildcard quietly skips classes the mix did not produce
 						out = append(out, o)
 					}
+					continue
+				}
+				if judgeCount && o.Samples < min {
+					o.TooFew = true
+					if o.Samples > 0 {
+						o.Value = seriesValue(s, t.Metric)
+					}
+					out = append(out, o)
 					continue
 				}
 				o.Value = seriesValue(s, t.Metric)

@@ -172,3 +172,59 @@ run: dropped == 0`)
 		}
 	}
 }
+
+// TestEvaluateMinSamples: with a minimum, a threshold on a series with fewer requests fails
+// as "not enough samples" whatever its value, a named class with none fails too, the
+// requests count itself is judged as it is, and a wildcard still skips classes the mix does
+// not produce. The report says why.
+func TestEvaluateMinSamples(t *testing.T) {
+	t.Parallel()
+	ts, err := ParseThresholds(`shield_hit: p95 < 100ms
+frontend: ttfb_p95 < 100ms
+private: p95 < 200ms
+*: error_rate < 50%
+edge_hit: requests >= 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := sampleResult() // 10x: shield_hit 1000, frontend 500 per region; no private series
+	out := EvaluateMin(res, ts, 600, "10x")
+	got := map[string]Outcome{}
+	for _, o := range out {
+		got[o.Region+"/"+o.Class+" "+o.Threshold.Metric] = o
+	}
+	for k, want := range map[string]string{
+		"us-east-1/shield_hit p95":         "pass",
+		"us-east-1/frontend ttfb_p95":      "FAIL: not enough samples (500 < 600)", // 30 ms would pass
+		"us-east-1/frontend error_rate":    "FAIL: not enough samples (500 < 600)", // via the wildcard
+		"il-central-1/private p95":         "FAIL: not enough samples (0 < 600)",   // named, none at all
+		"us-east-1/edge_hit requests":      "pass",
+		"il-central-1/edge_hit error_rate": "pass",
+	} {
+		if v := got[k].Verdict(600); v != want {
+			t.Errorf("%s: %q, want %q", k, v, want)
+		}
+	}
+	if _, ok := got["us-east-1/private error_rate"]; ok {
+		t.Error("the wildcard judged private, which the mix did not produce")
+	}
+	if !Failed(out) {
+		t.Error("Failed() = false with too few samples")
+	}
+	// Without a minimum the same result passes those checks.
+	for _, o := range Evaluate(res, ts, "10x") {
+		if o.Class == "frontend" && !o.Pass {
+			t.Errorf("no minimum: %s %s failed", o.Region, o.Text)
+		}
+	}
+	var md strings.Builder
+	rp := &Report{Scenario: "load", Result: res, Outcomes: out, Judged: []string{"10x"}, MinSamples: 600}
+	if err := rp.Markdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"**FAIL**: not enough samples (500 < 600)", "on fewer than 600 samples (not enough samples)", "FAIL (too few samples)"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, md.String())
+		}
+	}
+}

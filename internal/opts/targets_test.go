@@ -51,7 +51,7 @@ var readers = []struct {
 		map[string]string{"ZOPS_BENCH_ROWS": "notanumber", "ZOPS_BENCH_RUNS": "many", "ZOPS_MIGRATE_PARALLEL": "-1", "ZOPS_BENCH_KEEP": "maybe"},
 		[]string{"ZOPS_BENCH_KEEP"}},
 	{"loadtest", func(r *opts.Reader) any { return loadtest.ReadOptions(r) },
-		map[string]string{"ZOPS_LOADTEST_DURATION": "forever", "ZOPS_LOADTEST_HOT_RATIO": "1.5", "ZOPS_LOADTEST_MAX_WORKERS": "notanumber", "ZOPS_LOADTEST_TWIN_HOOKS": "maybe"},
+		map[string]string{"ZOPS_LOADTEST_DURATION": "forever", "ZOPS_LOADTEST_HOT_RATIO": "1.5", "ZOPS_LOADTEST_MAX_WORKERS": "notanumber", "ZOPS_LOADTEST_TWIN_HOOKS": "maybe", "ZOPS_LOADTEST_MIN_SAMPLES": "-1"},
 		[]string{"ZOPS_LOADTEST_TWIN_HOOKS"}},
 	{"bench:loadgen", func(r *opts.Reader) any { return loadtest.ReadBenchOptions(r) },
 		map[string]string{"ZOPS_BENCH_ROUNDS": "0", "ZOPS_BENCH_ROUND": "-3s", "ZOPS_BENCH_RATE": "-5"}, nil},
