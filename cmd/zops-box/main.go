@@ -123,13 +123,14 @@ func run(args []string) error {
 		envFile := fs.String("env-file", boxspec.APIEnvFile, "API environment (for the origin-verify header of the health check)")
 		timeout := fs.Duration("health-timeout", 30*time.Second, "health gate")
 		keep := fs.Int("keep", 10, "installed releases to keep")
+		fence := fs.Int64("fence", 0, "fencing token of the release lock; an older one than this box has seen is refused")
 		if err := fs.Parse(rest); err != nil {
 			return err
 		}
 		if fs.NArg() != 1 || *bucket == "" {
 			return errors.New("usage: zops-box deploy --bucket BUCKET VERSION")
 		}
-		return deploy(ctx, *root, *bucket, *region, *binary, *healthURL, *envFile, *timeout, *keep, fs.Arg(0))
+		return deploy(ctx, *root, *bucket, *region, *binary, *healthURL, *envFile, *timeout, *keep, *fence, fs.Arg(0))
 	default:
 		return fmt.Errorf("unknown command %q: run, reload, deploy, status, logs, firstboot", cmd)
 	}
@@ -163,7 +164,10 @@ func runSupervisor(ctx context.Context, root, binary, envFile, unitPath string) 
 		log.Warn("unit file unreadable; using systemd defaults", "err", err.Error())
 	}
 	runDir := filepath.Join(root, "run", "zmanim")
-	sup, err := box.New(box.Options{Listener: ln, Binary: binary, EnvFile: envFile, Unit: unit, RunDir: runDir, Journal: os.Stdout, Logger: log})
+	// Before every start: a deploy that died between swapping `current` and its health gate
+	// is undone, so a boot or crash restart only ever starts a proven version.
+	recover := func() error { _, err := onbox.RecoverPending(root, os.Stderr); return err }
+	sup, err := box.New(box.Options{Listener: ln, Binary: binary, EnvFile: envFile, Unit: unit, RunDir: runDir, Journal: os.Stdout, Logger: log, BeforeStart: recover})
 	if err != nil {
 		return err
 	}
@@ -211,7 +215,7 @@ func sdNotify(state string) {
 	_, _ = c.Write([]byte(state))
 }
 
-func deploy(ctx context.Context, root, bucket, region, binary, healthURL, envFile string, timeout time.Duration, keep int, v string) error {
+func deploy(ctx context.Context, root, bucket, region, binary, healthURL, envFile string, timeout time.Duration, keep int, fence int64, v string) error {
 	var opts []func(*awsconfig.LoadOptions) error
 	if region != "" {
 		opts = append(opts, awsconfig.WithRegion(region))
@@ -232,7 +236,7 @@ func deploy(ctx context.Context, root, bucket, region, binary, healthURL, envFil
 		Root: root, Binary: binary, Arch: runtime.GOARCH,
 		Store:      &onbox.S3Store{Client: s3.NewFromConfig(cfg), Name: bucket},
 		Supervisor: controlClient(root), HealthURL: healthURL, HealthHeader: hdr, HealthTimeout: timeout,
-		Keep: keep, Out: os.Stdout,
+		Keep: keep, Out: os.Stdout, Fence: fence,
 	}
 	o, err := a.Deploy(ctx, v)
 	if err != nil {

@@ -32,7 +32,11 @@ type Options struct {
 	// Binary is the path started on each (re)start, normally the `current` symlink; it is
 	// resolved at start so that a later symlink swap does not change a running process.
 	Binary string
-	Args   []string // arguments of the binary, default ["serve"]
+	// BeforeStart, when set, runs before Binary is resolved at every start (first start,
+	// crash restart, reload): the on-box agent's onbox.RecoverPending, which puts `current`
+	// back on the proven version when a deploy died before its health gate.
+	BeforeStart func() error
+	Args        []string // arguments of the binary, default ["serve"]
 	// EnvFile is read at every start (KEY=VALUE lines), like systemd's EnvironmentFile=.
 	EnvFile string
 	// Unit holds Restart=, RestartSec=, TimeoutStartSec=, TimeoutStopSec= (ParseUnit).
@@ -324,6 +328,11 @@ func (s *Supervisor) spawn(ctx context.Context) (*child, error) {
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("dependency failed for zmanim-api: %s is not available: %w", d.Name, err)
+		}
+	}
+	if s.opts.BeforeStart != nil {
+		if err := s.opts.BeforeStart(); err != nil {
+			s.log.Warn("before start", "err", err)
 		}
 	}
 	bin, err := filepath.EvalSymlinks(s.opts.Binary)

@@ -60,6 +60,9 @@ type Agent struct {
 	Keep          int // releases kept installed (never the current or the rollback target)
 	Out           io.Writer
 	HTTP          *http.Client
+	// Fence is the release lock's fencing token (0: none); a token lower than one this box
+	// has already seen is refused (crashsafe.go).
+	Fence int64
 }
 
 // Dir is <root>/opt/zmanim.
@@ -136,6 +139,19 @@ func (a *Agent) Deploy(ctx context.Context, version string) (Outcome, error) {
 	if err := ValidVersion(version); err != nil {
 		return out, err
 	}
+	unlock, err := a.lockDeploy()
+	if err != nil {
+		return out, err
+	}
+	defer unlock()
+	if err := a.checkFence(a.Fence); err != nil {
+		return out, err
+	}
+	if v, err := a.recoverPending(); err != nil {
+		return out, err
+	} else if v != "" {
+		a.printf("  an earlier deploy died before its health gate: %s is back on %s\n", a.current(), v)
+	}
 	prev, err := a.Current()
 	if err != nil {
 		return out, err
@@ -147,7 +163,13 @@ func (a *Agent) Deploy(ctx context.Context, version string) (Outcome, error) {
 	if prev == version {
 		a.printf("  %s is already current; reloading it\n", version)
 	}
+	// The marker goes down before the swap: if this agent dies before the health gate, the
+	// supervisor's next start (RecoverPending) goes back to prev instead of starting version.
+	if err := a.writePending(Pending{Version: version, Previous: prev, PID: os.Getpid(), Since: time.Now().UTC()}); err != nil {
+		return out, fmt.Errorf("record the pending switch: %w", err)
+	}
 	if err := a.swap(version); err != nil {
+		_ = a.clearPending()
 		return out, err
 	}
 	a.printf("  %s -> releases/%s (was %s)\n", a.current(), version, orNone(prev))
@@ -174,6 +196,7 @@ func (a *Agent) Deploy(ctx context.Context, version string) (Outcome, error) {
 				return out, fmt.Errorf("%v; and reloading the previous version %s failed: %w", cause, prev, err)
 			}
 		}
+		_ = a.clearPending()
 		a.printf("  rolled back: %s -> releases/%s, serving %s\n", a.current(), prev, prev)
 		return out, fmt.Errorf("%w to %s: %v\n--- last log lines of %s ---\n%s", ErrHealthGate, prev, cause, version, strings.TrimRight(logs, "\n"))
 	}
@@ -185,6 +208,9 @@ func (a *Agent) Deploy(ctx context.Context, version string) (Outcome, error) {
 	a.printf("  supervisor: %s ready (pid %d); previous process stopped\n", p.Version, p.PID)
 	if err := a.healthGate(ctx, version); err != nil {
 		return fail(err, true)
+	}
+	if err := a.clearPending(); err != nil {
+		return out, fmt.Errorf("%s serves and passed the health gate, but clearing %s failed: %w (a restart would go back to %s)", version, a.pendingPath(), err, orNone(prev))
 	}
 	return out, nil
 }
@@ -252,7 +278,7 @@ func (a *Agent) Install(ctx context.Context, version string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := os.WriteFile(filepath.Join(tmp, a.Binary), body, 0o755); err != nil {
+	if err := writeFileSync(filepath.Join(tmp, a.Binary), body, 0o755); err != nil {
 		return err
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
@@ -264,6 +290,9 @@ func (a *Agent) Install(ctx context.Context, version string) error {
 	}
 	_ = os.RemoveAll(final) // a broken earlier install of this version
 	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("install %s: %w", final, err)
+	}
+	if err := syncDir(a.releases()); err != nil {
 		return fmt.Errorf("install %s: %w", final, err)
 	}
 	a.printf("  installed %s (%d bytes, sha256 %s verified, ELF %s)\n", filepath.Join(final, a.Binary), len(body), art.SHA256[:16], a.Arch)
@@ -284,7 +313,7 @@ func (a *Agent) swap(version string) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("swap to %s: %w", version, err)
 	}
-	return nil
+	return syncDir(a.Dir())
 }
 
 // unhealthyLimit is how many consecutive unhealthy answers of the new version (200 ms apart)

@@ -52,7 +52,8 @@ func newHost(t *testing.T) *testHost {
 	must(t, h.agent.Install(context.Background(), "v0"))
 	must(t, h.agent.swap("v0"))
 	sup, err := box.New(box.Options{Listener: ln, Binary: filepath.Join(h.agent.Dir(), "current", "zmanim-api"), EnvFile: h.env, RunDir: filepath.Join(root, "run"),
-		Unit: box.Unit{Restart: "on-failure", RestartSec: 100 * time.Millisecond, TimeoutStartSec: 5 * time.Second, TimeoutStopSec: 5 * time.Second}})
+		Unit:        box.Unit{Restart: "on-failure", RestartSec: 100 * time.Millisecond, TimeoutStartSec: 5 * time.Second, TimeoutStopSec: 5 * time.Second},
+		BeforeStart: func() error { _, err := RecoverPending(root, nil); return err }}) // as zops-box run does
 	must(t, err)
 	must(t, sup.Start(context.Background()))
 	t.Cleanup(sup.Stop)

@@ -3,10 +3,14 @@ package release
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shtetl/zmanim-ops/internal/box"
+	"github.com/shtetl/zmanim-ops/internal/boxspec"
+	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/onbox"
 	"github.com/shtetl/zmanim-ops/internal/s3lock"
 )
@@ -95,5 +99,28 @@ func TestAfterTheSwitchPointerAndHistoryFollowTheBox(t *testing.T) {
 				t.Fatalf("history says %q serves", cur)
 			}
 		})
+	}
+}
+
+// Finding 8 (issue 14): the SSM execution timeout (a fixed 180 s) was shorter than the agent's
+// worst failure path with the production unit (download, start 60 s + stop 30 s, health gate,
+// and the same again to roll back: about 213 s), so SSM could kill the agent mid-rollback. It
+// is now derived from the unit the box runs and the health timeout, and covers that path.
+func TestSSMTimeoutCoversTheWorstFailurePath(t *testing.T) {
+	env, err := config.LoadWith(config.Options{Env: "prod", Root: config.RepoRoot()})
+	must(t, err)
+	u, err := box.ParseUnit(filepath.Join(config.RepoRoot(), "deploy", "systemd", boxspec.UnitAPI))
+	must(t, err)
+	health := env.Release.HealthTimeout.D()
+	worst := onbox.DownloadBudget + 2*(u.TimeoutStartSec+u.TimeoutStopSec) + health
+	got := ssmTimeout(Options{Env: env, Root: config.RepoRoot()})
+	if got <= worst {
+		t.Fatalf("SSM timeout %s does not cover the worst failure path %s (unit start %s stop %s, health %s)", got, worst, u.TimeoutStartSec, u.TimeoutStopSec, health)
+	}
+	// The fencing token travels with the command.
+	d := &SSMDeployer{Bucket: "b"}
+	d.SetFence(func() int64 { return 42 })
+	if c := d.Command("v1"); !strings.Contains(c, "--fence 42") {
+		t.Fatalf("command %q lacks the fencing token", c)
 	}
 }

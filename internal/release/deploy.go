@@ -72,17 +72,30 @@ func (d *Deploy) Run(ctx context.Context) error {
 	return err
 }
 
+// Fenced is a Deployer that passes the release lock's fencing token to the box, which refuses
+// a token older than one it has seen (onbox.ErrFenced).
+type Fenced interface {
+	SetFence(token func() int64)
+}
+
 // LocalDeployer runs the on-box Agent in this process (the twin).
 type LocalDeployer struct {
 	Agent *onbox.Agent
 	Name  string
+	fence func() int64
 }
+
+// SetFence passes the release lock's token to the agent.
+func (l *LocalDeployer) SetFence(token func() int64) { l.fence = token }
 
 // Where names the box.
 func (l *LocalDeployer) Where() string { return l.Name }
 
 // Deploy runs the agent and prunes old installs after a success.
 func (l *LocalDeployer) Deploy(ctx context.Context, version string) (onbox.Outcome, error) {
+	if l.fence != nil {
+		l.Agent.Fence = l.fence()
+	}
 	o, err := l.Agent.Deploy(ctx, version)
 	if err == nil {
 		if removed, perr := l.Agent.Prune(o.Previous); perr == nil && len(removed) > 0 && l.Agent.Out != nil {
@@ -111,6 +124,16 @@ type SSMDeployer struct {
 	Poll       time.Duration
 	Comment    string
 	Out        io.Writer
+	fence      func() int64
+}
+
+// SetFence passes the release lock's token to `zops-box deploy --fence`.
+func (s *SSMDeployer) SetFence(token func() int64) { s.fence = token }
+
+// SSMTimeout is the Run Command execution timeout for the box's unit settings and health
+// gate: the agent's worst failure path (onbox.DeployWorstCase) plus a minute.
+func SSMTimeout(startTimeout, stopTimeout, health time.Duration) time.Duration {
+	return onbox.DeployWorstCase(startTimeout, stopTimeout, health) + time.Minute
 }
 
 // Where names the instance.
@@ -135,6 +158,11 @@ func (s *SSMDeployer) Command(version string) string {
 	}
 	if s.Keep > 0 {
 		cmd += fmt.Sprintf(" --keep %d", s.Keep)
+	}
+	if s.fence != nil {
+		if t := s.fence(); t > 0 {
+			cmd += fmt.Sprintf(" --fence %d", t)
+		}
 	}
 	return cmd + " " + shellQuote(version)
 }

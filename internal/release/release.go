@@ -17,6 +17,7 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/awsx/ec2x"
 	"github.com/shtetl/zmanim-ops/internal/box"
+	"github.com/shtetl/zmanim-ops/internal/boxspec"
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
@@ -161,10 +162,20 @@ func wire(ctx context.Context, o Options) (*wiring, error) {
 	w.deployer = &SSMDeployer{
 		SSM: c.SSM, EC2: ec2x.New(c), InstanceID: o.Env.Instance.InstanceID, NameTag: "zmanim-" + o.Env.Name + "-box",
 		Bucket: o.Env.Buckets.Releases, Region: o.Env.Region, Health: o.Env.Release.HealthTimeout.D(), Keep: o.Env.Release.Keep,
-		Timeout: o.Env.Release.HealthTimeout.D()*2 + 2*time.Minute,
+		Timeout: ssmTimeout(o),
 		Comment: "zops release by " + o.Who, Out: o.Out,
 	}
 	return w, nil
+}
+
+// ssmTimeout derives the Run Command timeout from the API unit the box runs (TimeoutStartSec,
+// TimeoutStopSec in deploy/systemd) and release.health_timeout.
+func ssmTimeout(o Options) time.Duration {
+	u, err := box.ParseUnit(filepath.Join(o.Root, "deploy", "systemd", boxspec.UnitAPI))
+	if err != nil {
+		u, _ = box.ParseUnit("") // systemd's defaults
+	}
+	return SSMTimeout(u.TimeoutStartSec, u.TimeoutStopSec, o.Env.Release.HealthTimeout.D())
 }
 
 // TwinAgent is the on-box agent of the twin: root <state>/box, the supervisor's control API
@@ -248,6 +259,9 @@ func Plan(o Options, src Source, st onbox.Store, d Deployer, envFile string) (*P
 	pkg := &Package{Src: src, Artifacts: func() []onbox.Artifact { return build.Artifacts }, OutDir: outDir, Who: o.Who, Out: o.Out}
 	lock := &Lock{Store: st, Info: LockInfo{Owner: o.Who, PID: os.Getpid(), Version: src.Version, Message: o.Message},
 		Timeout: o.Env.Release.LockTimeout.D(), Wait: o.LockWait, Out: o.Out}
+	if f, ok := d.(Fenced); ok {
+		f.SetFence(lock.Token) // the box refuses a token older than one it has seen
+	}
 	deploy := &Deploy{Deployer: d, Version: func() string { return src.Version }}
 	rec := &Record{Store: st, Entry: Entry{Version: src.Version, Commit: src.Commit, Who: o.Who, Message: o.Message, Kind: KindRelease, Env: o.Env.Name},
 		Outcome: func() onbox.Outcome { return deploy.Outcome }, Box: deploy.State, Out: o.Out}
@@ -337,6 +351,9 @@ func Rollback(ctx context.Context, o Options, version string) (*Report, error) {
 	}
 	deploy := &Deploy{Deployer: w.deployer, Version: func() string { return version }}
 	lock := &Lock{Store: w.store, Info: LockInfo{Owner: o.Who, PID: os.Getpid(), Version: version, Message: o.Message}, Timeout: o.Env.Release.LockTimeout.D(), Wait: o.LockWait, Out: o.Out}
+	if f, ok := w.deployer.(Fenced); ok {
+		f.SetFence(lock.Token)
+	}
 	steps := []Step{
 		lock,
 		&Record{Store: w.store, Entry: Entry{Version: version, Who: o.Who, Message: o.Message, Kind: KindRollback, Env: o.Env.Name}, Outcome: func() onbox.Outcome { return deploy.Outcome }, Box: deploy.State, Out: o.Out},

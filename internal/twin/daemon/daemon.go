@@ -28,6 +28,7 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/edge"
 	"github.com/shtetl/zmanim-ops/internal/gateway"
 	"github.com/shtetl/zmanim-ops/internal/jwtissuer"
+	"github.com/shtetl/zmanim-ops/internal/onbox"
 	"github.com/shtetl/zmanim-ops/internal/twinstate"
 )
 
@@ -92,6 +93,9 @@ func Run(ctx context.Context, env *config.Env, unitsDir string, backups bool) er
 		RunDir:   st.Path("run", "box"),
 		Journal:  journal,
 		Logger:   logger.With("component", "box"),
+		// As zops-box run does on the box: a deploy that died before its health gate is
+		// undone before any start.
+		BeforeStart: func() error { _, err := onbox.RecoverPending(st.Path("box"), journal); return err },
 		Deps: []box.Dep{
 			{Name: boxspec.UnitPostgres, Check: func(ctx context.Context) error {
 				c, err := pgx.Connect(ctx, pgURL)
