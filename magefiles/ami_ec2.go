@@ -19,7 +19,8 @@ import (
 // Options (environment):
 //
 //	ZOPS_ENV                   environment (must be an AWS one, e.g. prod)
-//	ZOPS_AMI_FILES_DIR         staging directory with the box's binaries and units (required)
+//	ZOPS_AMI_FILES_DIR         staging directory with the box's binaries and units (default: staged
+//	                           for instance.arch into .state/box/files-<arch>, as ami:local does)
 //	ZOPS_AMI_INSTANCE_PROFILE  build instance profile (default zmanim-<env>-ami-builder)
 //	ZOPS_AMI_SUBNET_ID         subnet of the build instance (default: the default VPC's)
 //	ZOPS_AMI_KEEP              images kept when pruning (default 3)

@@ -92,12 +92,18 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 // RecipeDir is packer/recipe in the repository.
 func RecipeDir() string { return filepath.Join(config.RepoRoot(), "packer", "recipe") }
 
-// Stage fills dir with what the recipe installs (packer/recipe/README):
+// Stage fills dir with what the recipe installs, for the host's architecture (the local box):
 //
-//	bin/zops-box bin/zops-backup bin/restic   host-arch binaries
+//	bin/zops-box bin/zops-backup bin/restic   the box's binaries
 //	api/VERSION api/<version>/zmanim-api        the first API release
 //	systemd/*                                   deploy/systemd and deploy/systemd/backup
 func Stage(ctx context.Context, dir, version string, out io.Writer) error {
+	return StageArch(ctx, dir, version, runtime.GOARCH, out)
+}
+
+// StageArch is Stage for another architecture (arm64 for the EC2 image): the binaries are
+// cross-compiled, restic from its pinned module in tools/restic.
+func StageArch(ctx context.Context, dir, version, arch string, out io.Writer) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
@@ -116,12 +122,12 @@ func Stage(ctx context.Context, dir, version string, out io.Writer) error {
 	for _, b := range builds {
 		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ldflags, "-o", filepath.Join(dir, b.out), b.pkg)
 		cmd.Dir = repo
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 		if o, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("stage: go build %s: %w\n%s", b.pkg, err, o)
 		}
 	}
-	restic, err := tools.Ensure(ctx, "restic")
+	restic, err := resticFor(ctx, arch)
 	if err != nil {
 		return fmt.Errorf("stage: restic: %w", err)
 	}
@@ -146,6 +152,31 @@ func Stage(ctx context.Context, dir, version string, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// resticFor returns the pinned restic for arch: the host's from internal/tools, another
+// architecture's cross-compiled once into the tool cache.
+func resticFor(ctx context.Context, arch string) (string, error) {
+	if arch == runtime.GOARCH {
+		return tools.Ensure(ctx, "restic")
+	}
+	v, err := tools.Version("restic")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(tools.CacheDir(), "bin", "restic-"+v+"-linux-"+arch)
+	if fi, err := os.Stat(bin); err == nil && fi.Mode()&0o111 != 0 {
+		return bin, nil
+	}
+	tmp := bin + ".tmp"
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", tmp, tools.Known["restic"].Package)
+	cmd.Dir = filepath.Join(config.RepoRoot(), "tools", "restic")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+	if o, err := cmd.CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("build restic %s for linux/%s: %w\n%s", v, arch, err, o)
+	}
+	return bin, os.Rename(tmp, bin)
 }
 
 func gitCommit(repo string) string {

@@ -21,6 +21,7 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/ami"
 	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/awsx/ec2x"
+	"github.com/shtetl/zmanim-ops/internal/boxbuild"
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/infra"
 	"github.com/shtetl/zmanim-ops/internal/opts"
@@ -122,6 +123,14 @@ func BuildTarget(ctx context.Context, out io.Writer) error {
 	o, env, err := setup(ctx, "ami")
 	if err != nil {
 		return err
+	}
+	if o.FilesDir == "" {
+		// The box's binaries for the instance's architecture, staged as ami:local stages them.
+		o.FilesDir = filepath.Join(config.RepoRoot(), ".state", "box", "files-"+env.Instance.Arch)
+		fmt.Fprintf(out, "ami: staging linux/%s binaries and units in %s\n", env.Instance.Arch, o.FilesDir)
+		if err := boxbuild.StageArch(ctx, o.FilesDir, gitOut(config.RepoRoot(), "describe", "--tags", "--always", "--dirty"), env.Instance.Arch, out); err != nil {
+			return fmt.Errorf("ami: %w", err)
+		}
 	}
 	vars, err := BuildVars(env, o, config.RepoRoot())
 	if err != nil {
