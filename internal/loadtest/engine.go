@@ -80,7 +80,13 @@ type Plan struct {
 	Timeout      time.Duration // per request (default 10 s)
 	// Window, when positive, also aggregates results per time window of this width
 	// (Result.Windows), e.g. to see what a binary swap did second by second.
-	Window   time.Duration
+	Window time.Duration
+	// Stop, when closed, ends the run gracefully before its stages are over: no new arrival
+	// is scheduled, requests in flight finish and are recorded. Cancelling Run's context
+	// instead cuts them short; those are counted as Phase.Cancelled, not as failures (the
+	// caller ended them, not the target), but a caller that wants every request judged, such
+	// as a test of a release under load, ends the load with Stop.
+	Stop     <-chan struct{}
 	Progress func(Progress) // called about once a second when set
 }
 
@@ -121,6 +127,8 @@ type engine struct {
 	rec     *recorder
 	workers int
 
+	stop <-chan struct{} // Plan.Stop (nil: never)
+
 	scheduled, completed, failed, dropped atomic.Uint64
 	inFlight                              atomic.Int64
 	stageName                             atomic.Value
@@ -139,7 +147,7 @@ func Run(ctx context.Context, p Plan) (*Result, error) {
 			return nil, err
 		}
 	}
-	e := &engine{plan: p, ctx: ctx, work: make(chan item), client: p.Client}
+	e := &engine{plan: p, ctx: ctx, work: make(chan item), client: p.Client, stop: p.Stop}
 	if e.client == nil {
 		e.client = NewClient(p.MaxWorkers, p.Timeout)
 	}
@@ -161,7 +169,7 @@ func Run(ctx context.Context, p Plan) (*Result, error) {
 	}
 	offset := time.Duration(0)
 	for si := range p.Stages {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || e.stopped() {
 			break
 		}
 		st := p.Stages[si]
@@ -308,22 +316,34 @@ func (e *engine) open(si int32, st Stage, stageStart time.Time) {
 	e.sleepUntil(stageStart.Add(st.Duration))
 }
 
-// sleepUntil waits for t; false when the context ended.
+// stopped reports whether Plan.Stop was closed.
+func (e *engine) stopped() bool {
+	select {
+	case <-e.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// sleepUntil waits for t; false when the context ended or the run was stopped.
 func (e *engine) sleepUntil(t time.Time) bool {
 	d := time.Until(t)
 	if d <= 0 {
-		return e.ctx.Err() == nil
+		return e.ctx.Err() == nil && !e.stopped()
 	}
 	if d < 2*time.Millisecond {
 		time.Sleep(d)
-		return e.ctx.Err() == nil
+		return e.ctx.Err() == nil && !e.stopped()
 	}
 	tm := time.NewTimer(d)
 	defer tm.Stop()
 	select {
 	case <-tm.C:
-		return true
+		return !e.stopped()
 	case <-e.ctx.Done():
+		return false
+	case <-e.stop:
 		return false
 	}
 }
@@ -332,6 +352,13 @@ func (e *engine) closed(si int32, st Stage, stageStart time.Time) {
 	end := stageStart.Add(st.Duration)
 	ctx, cancel := context.WithDeadline(e.ctx, end)
 	defer cancel()
+	go func() {
+		select {
+		case <-e.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	ph := e.rec.phases[si]
 	var wg sync.WaitGroup
 	for v := 0; v < st.VUs; v++ {
@@ -392,6 +419,11 @@ func (e *engine) do(it item, req *Request) {
 	t0 := time.Now()
 	resp, err := e.rt.RoundTrip(hr)
 	if err != nil {
+		if e.ctx.Err() != nil { // the caller ended the run: not the target's failure
+			e.rec.recordCancelled(it.stage)
+			e.completed.Add(1)
+			return
+		}
 		e.failed.Add(1)
 		e.completed.Add(1)
 		e.rec.recordError(it.stage, req.Region, req.Kind, errorKind(err), windowTime(it))
@@ -401,9 +433,14 @@ func (e *engine) do(it item, req *Request) {
 	_, cerr := io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	dur := time.Since(t0)
+	if cerr != nil && e.ctx.Err() != nil {
+		e.rec.recordCancelled(it.stage)
+		e.completed.Add(1)
+		return
+	}
 	failed := resp.StatusCode >= 400 || cerr != nil
 	if e.plan.Plain {
-		e.rec.recordPlain(it.stage, windowTimeOr(it, t0), dur, failed)
+		e.rec.recordPlain(it.stage, windowTimeOr(it, t0), dur, failed, resp.StatusCode)
 	} else {
 		c := Classify(req.Kind, resp.Header)
 		if c.Leak {

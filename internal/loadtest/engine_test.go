@@ -258,3 +258,54 @@ func TestSteadyShowsAnOutageInItsWindow(t *testing.T) {
 		t.Errorf("classes %v", classes)
 	}
 }
+
+// TestStopEndsGracefully: a run ended with Plan.Stop lets the requests in flight finish and
+// counts them; a run ended by cancelling its context counts the requests it cut short as
+// cancelled, not as failed (the caller ended them, not the target). Before, a test that
+// stopped its load by cancelling found "1 failed request" whenever one was in flight.
+func TestStopEndsGracefully(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(200 * time.Millisecond) // always some requests in flight
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	plan := func() Plan {
+		return Plan{Name: "stop", Plain: true, Stages: []Stage{Constant("s", 100, time.Minute)},
+			Source: SourceFunc(func(_ uint64, r *Request) { r.URL = srv.URL })}
+	}
+	// Graceful: everything sent is answered and counted.
+	stop := make(chan struct{})
+	p := plan()
+	p.Stop = stop
+	time.AfterFunc(500*time.Millisecond, func() { close(stop) })
+	t0 := time.Now()
+	res, err := Run(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Fatalf("stopped run took %s", d)
+	}
+	var n, failed uint64
+	for _, s := range res.Totals() {
+		n, failed = n+s.Requests, failed+s.Failed
+	}
+	if failed != 0 || n != res.Scheduled() || n < 20 || res.Phases[0].Cancelled != 0 {
+		t.Errorf("graceful stop: %d requests, %d failed, %d scheduled, %d cancelled: want every scheduled request answered", n, failed, res.Scheduled(), res.Phases[0].Cancelled)
+	}
+	// Cancelled: the requests in flight are cut short and counted apart.
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	res, err = Run(ctx, plan())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, failed = 0, 0
+	for _, s := range res.Totals() {
+		n, failed = n+s.Requests, failed+s.Failed
+	}
+	if failed != 0 || res.Phases[0].Cancelled == 0 || n+res.Phases[0].Cancelled != res.Scheduled() {
+		t.Errorf("cancelled run: %d requests, %d failed, %d cancelled, %d scheduled", n, failed, res.Phases[0].Cancelled, res.Scheduled())
+	}
+}

@@ -21,13 +21,16 @@ type Result struct {
 
 // Phase is the outcome of one stage.
 type Phase struct {
-	Name      string        `json:"name"`
-	Start     time.Time     `json:"start"`
-	End       time.Time     `json:"end"`
-	StartRate float64       `json:"start_rate"`
-	EndRate   float64       `json:"end_rate"`
-	Scheduled uint64        `json:"scheduled"` // arrivals due in this stage
-	Dropped   uint64        `json:"dropped"`   // arrivals that found no free worker
+	Name      string    `json:"name"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	StartRate float64   `json:"start_rate"`
+	EndRate   float64   `json:"end_rate"`
+	Scheduled uint64    `json:"scheduled"` // arrivals due in this stage
+	Dropped   uint64    `json:"dropped"`   // arrivals that found no free worker
+	// Cancelled are requests cut short by the caller cancelling the run: neither requests
+	// nor failures of any series.
+	Cancelled uint64        `json:"cancelled,omitempty"`
 	Errors    []ErrorCount  `json:"errors,omitempty"`
 	Series    []*Series     `json:"series"`
 	Planned   time.Duration `json:"planned"`
@@ -192,10 +195,10 @@ type recorder struct {
 }
 
 type phaseRec struct {
-	start, end         time.Time
-	scheduled, dropped atomic.Uint64
-	series             []*Series // [region*numClasses+class], allocated on first use
-	errors             map[string]uint64
+	start, end                    time.Time
+	scheduled, dropped, cancelled atomic.Uint64
+	series                        []*Series // [region*numClasses+class], allocated on first use
+	errors                        map[string]uint64
 }
 
 const maxErrorKinds = 16
@@ -260,12 +263,18 @@ func (r *recorder) window(t time.Time, d time.Duration, failed bool) {
 	}
 }
 
-func (r *recorder) recordPlain(stage int32, t0 time.Time, d time.Duration, failed bool) {
+func (r *recorder) recordPlain(stage int32, t0 time.Time, d time.Duration, failed bool, status int) {
 	r.mu.Lock()
 	s := r.series(r.phases[stage], 0, ClassUncached)
 	s.Requests++
 	if failed {
 		s.Failed++
+		if status >= 400 { // which answer failed, for the report (rare: no cost per request)
+			if s.Status == nil {
+				s.Status = map[int]uint64{}
+			}
+			s.Status[status]++
+		}
 	}
 	s.lat.Record(d)
 	r.window(t0, d, failed)
@@ -301,6 +310,11 @@ func (r *recorder) record(stage int32, region int, c Classification, t0 time.Tim
 	s.ttfb.Record(ttfb)
 	r.window(t0, d, failed)
 	r.mu.Unlock()
+}
+
+// recordCancelled counts a request the caller's cancellation cut short.
+func (r *recorder) recordCancelled(stage int32) {
+	r.phases[stage].cancelled.Add(1)
 }
 
 // recordError counts a request that got no response. It is filed under the class its kind
@@ -342,7 +356,7 @@ func (r *recorder) result(total time.Duration) *Result {
 		st := r.plan.Stages[i]
 		p := Phase{Name: st.Name, Start: ph.start.UTC(), End: ph.end.UTC(), StartRate: st.StartRate,
 			EndRate: st.EndRate, Planned: st.Duration, Scheduled: ph.scheduled.Load(),
-			Dropped: ph.dropped.Load(), Series: []*Series{}}
+			Dropped: ph.dropped.Load(), Cancelled: ph.cancelled.Load(), Series: []*Series{}}
 		for _, s := range ph.series {
 			if s == nil {
 				continue

@@ -74,12 +74,13 @@ func MergeResults(rs []*Result) (*Result, error) {
 	}
 	for i := range rs[0].Phases {
 		p := rs[0].Phases[i]
-		p.Series, p.Errors, p.Scheduled, p.Dropped = nil, nil, 0, 0
+		p.Series, p.Errors, p.Scheduled, p.Dropped, p.Cancelled = nil, nil, 0, 0, 0
 		errs := map[string]uint64{}
 		for _, r := range rs {
 			q := r.Phases[i]
 			p.Scheduled += q.Scheduled
 			p.Dropped += q.Dropped
+			p.Cancelled += q.Cancelled
 			p.Series = append(p.Series, q.Series...)
 			for _, e := range q.Errors {
 				errs[e.Kind] += e.Count

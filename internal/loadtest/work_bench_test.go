@@ -23,7 +23,7 @@ func BenchmarkPerRequestWork(b *testing.B) {
 			req, _ := http.NewRequest("GET", "http://127.0.0.1:1/api/zmanim?lat=31.768300&lon=35.213700&date=2026-12-01", nil)
 			_ = req
 			t0 := time.Now()
-			rec.recordPlain(0, t0, time.Since(t0), false)
+			rec.recordPlain(0, t0, time.Since(t0), false, 200)
 		}
 	})
 	b.Run("ext", func(b *testing.B) {
