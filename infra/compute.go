@@ -41,8 +41,8 @@ type ComputeStack struct {
 	GroupName      string
 	LaunchTemplate awsec2.LaunchTemplate
 	DataVolume     awsec2.Volume
-	Role       awsiam.Role
-	EIP        awsec2.CfnEIP
+	Role           awsiam.Role
+	EIP            awsec2.CfnEIP
 	// BoxService is the Cloud Map service holding the box's private address and API port.
 	BoxService awsservicediscovery.Service
 }
@@ -51,8 +51,8 @@ type ComputeStack struct {
 // units, first boot and zops-backup read as well.
 const (
 	DataDir       = boxspec.DataDir
-	DataDevice    = "/dev/sdf"  // requested at attachment; Nitro ignores it (first boot uses the volume id)
-	RootDevice    = "/dev/xvda" // Amazon Linux 2023
+	DataDevice    = "/dev/sdf"           // requested at attachment; Nitro ignores it (first boot uses the volume id)
+	RootDevice    = "/dev/xvda"          // Amazon Linux 2023
 	AgentParam    = boxspec.ParamCWAgent // under the SSM prefix; first boot loads it into the agent
 	MetricsNS     = "CWAgent"
 	BackupNS      = "Zmanim/Backup" // zops-backup puts BackupSucceeded=1 (dimension Env) after each good run
@@ -192,7 +192,13 @@ func NewComputeStack(scope constructs.Construct, id string, props *ComputeStackP
 		Tier:          awsssm.ParameterTier_STANDARD,
 	})
 
-	volume := awsec2.NewVolume(stack, jsii.String("DataVolume"), &awsec2.VolumeProps{
+	// A lost volume is replaced by raising instance.data_volume_generation: a new logical id
+	// makes CloudFormation create a new blank volume (the old one is retained, if it exists).
+	volumeID := "DataVolume"
+	if g := e.Instance.DataVolumeGeneration; g > 1 {
+		volumeID = fmt.Sprintf("DataVolume%d", g)
+	}
+	volume := awsec2.NewVolume(stack, jsii.String(volumeID), &awsec2.VolumeProps{
 		AvailabilityZone: jsii.String(props.AvailabilityZone),
 		Size:             awscdk.Size_Gibibytes(jsii.Number(float64(e.Instance.DataVolumeGB))),
 		VolumeType:       awsec2.EbsDeviceVolumeType_GP3,
@@ -238,7 +244,7 @@ func AgentConfig(e *config.Env) string {
 	c := map[string]any{
 		"agent": map[string]any{"metrics_collection_interval": 60, "run_as_user": "cwagent"},
 		"metrics": map[string]any{
-			"namespace":              MetricsNS,
+			"namespace": MetricsNS,
 			// The alarms read the group's aggregate: the instance id changes with each replacement.
 			"append_dimensions":      map[string]any{"InstanceId": "${aws:InstanceId}", "AutoScalingGroupName": "${aws:AutoScalingGroupName}"},
 			"aggregation_dimensions": [][]string{{"AutoScalingGroupName", "path"}, {"AutoScalingGroupName"}},

@@ -183,7 +183,7 @@ func NewObservabilityStack(scope constructs.Construct, id string, props *Observa
 			BudgetLimit: &awsbudgets.CfnBudget_SpendProperty{Amount: jsii.Number(e.Budget.MonthlyUSD), Unit: jsii.String("USD")},
 		},
 		NotificationsWithSubscribers: []any{
-			notify("ACTUAL", BudgetActualPercent),     // money already spent
+			notify("ACTUAL", BudgetActualPercent),       // money already spent
 			notify("FORECASTED", BudgetForecastPercent), // on course to overspend
 		},
 	})

@@ -91,10 +91,13 @@ type Instance struct {
 	Arch         string `yaml:"arch"`           // arm64
 	RootVolumeGB int    `yaml:"root_volume_gb"` // 10
 	DataVolumeGB int    `yaml:"data_volume_gb"` // 20
-	AMIParameter string `yaml:"ami_parameter"`  // SSM parameter holding the AMI id
-	AdminCIDR    string `yaml:"admin_cidr"`     // SSH source range
-	Port         int    `yaml:"port"`           // API port on the box (8080)
-	InstanceID   string `yaml:"instance_id"`    // optional; otherwise found by tag
+	// DataVolumeGeneration names the data volume in the stack; raising it (after the volume
+	// was lost) makes infra:deploy create a new blank one (migration/recovery.md). 0 = 1.
+	DataVolumeGeneration int    `yaml:"data_volume_generation"`
+	AMIParameter         string `yaml:"ami_parameter"` // SSM parameter holding the AMI id
+	AdminCIDR            string `yaml:"admin_cidr"`    // SSH source range
+	Port                 int    `yaml:"port"`          // API port on the box (8080)
+	InstanceID           string `yaml:"instance_id"`   // optional; otherwise found by tag
 }
 
 // Traffic is the expected load that load tests multiply.

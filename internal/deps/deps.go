@@ -45,7 +45,7 @@ var Needs = map[string]Need{
 	"npm":              {Package: "npm", Programs: []string{"npm", "node"}, Why: "the pinned CDK CLI (infra) and the edge function test"},
 	"git":              {Package: "git", Programs: []string{"git"}, Why: "the release version (git describe) and the clean-tree check"},
 	"qemu-user-static": {Package: "qemu-user-static", Programs: []string{"qemu-aarch64-static"}, Why: "the release's smoke test of the linux/arm64 binary"},
-	"systemd":          {Package: "systemd", Programs: []string{"systemd-analyze", "journalctl"}, Why: "systemd-analyze verify of the box's units"},
+	"systemd":          {Package: "systemd", Programs: []string{"systemd-analyze", "journalctl", "systemctl"}, Why: "systemd-analyze verify of the box's units; systemctl for zops-backup recover on the box"},
 	"shellcheck":       {Package: "shellcheck", Programs: []string{"shellcheck"}, Why: "the boot script test"},
 	"chromium":         {Package: "chromium", Programs: []string{"chromium"}, Why: "the browser-across-deploy test"},
 	"awscli":           {Package: "awscli", Programs: []string{"aws"}, Why: "the aws s3 sync baseline of bench:site"},
@@ -76,7 +76,9 @@ var Targets = map[string][]string{
 	"bench:loadgen": twin,
 	"ami:local":     {"debootstrap", "systemd", "qemu-user-static", "iproute2", "mount", "git"},
 	"bench:box":     {"debootstrap", "systemd", "qemu-user-static", "iproute2", "mount", "git"},
-	"ami:ec2":       {"git"},
+	// bench:recovery builds and boots the box like bench:box (its losetup is in mount).
+	"bench:recovery": {"debootstrap", "systemd", "qemu-user-static", "iproute2", "mount", "git"},
+	"ami:ec2":        {"git"},
 }
 
 var twin = []string{"postgresql-15", "postgresql-15-postgis-3", "redis-server", "redis-tools"}

@@ -243,6 +243,7 @@ var pkgTargets = map[string][]string{
 	"internal/boxbuild":               {"ami:local", "bench:box"},
 	"internal/boxproof":               {"ami:local", "bench:box"},
 	"internal/nsboot":                 {"ami:local", "bench:box"},
+	"internal/recovery":               {"bench:recovery"},
 	"internal/ami/amitarget":          {"ami:ec2", "ami:local"},
 	"internal/backup/cmd/zops-backup": {"backup"},
 }
