@@ -45,8 +45,24 @@ func MageDocs(dir string) (map[string]string, error) {
 }
 
 type mageTarget struct {
-	args int
-	doc  string
+	args  int
+	doc   string
+	alias bool // a name in the magefiles' Aliases map: mage runs it but `mage -l` does not list it
+}
+
+// MageAliases returns the names of the Aliases map of the magefiles in dir (lowercase).
+func MageAliases(dir string) (map[string]bool, error) {
+	ts, err := parseMagefiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for n, t := range ts {
+		if t.alias {
+			out[n] = true
+		}
+	}
+	return out, nil
 }
 
 func parseMagefiles(dir string) (map[string]mageTarget, error) {
@@ -149,6 +165,7 @@ func parseMagefiles(dir string) (map[string]mageTarget, error) {
 			if !ok {
 				return nil, fmt.Errorf("read magefiles: alias %q points at %q, which is not a target", alias, to)
 			}
+			t.alias = true
 			targets[strings.ToLower(alias)] = t
 		}
 	}
