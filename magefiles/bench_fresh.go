@@ -15,7 +15,8 @@ import (
 // Last line: `fresh: release_s=A test_s=B failed_tests=N release_exit=C test_exit=D`.
 //
 // Options: ZOPS_FRESH_ONLY=release (quick mode: the first command only),
-// ZOPS_FRESH_KEEP=1 (keep the root, default /var/tmp/zops-fresh, and its log/output.txt),
+// ZOPS_FRESH_KEEP=1 (keep the root, default /var/tmp/zops-fresh; the log is always kept
+// next to it, /var/tmp/zops-fresh.log),
 // ZOPS_FRESH_DIR (where the root goes), ZOPS_FRESH_REPO and ZOPS_FRESH_BRANCH (what is
 // cloned; default this repository's main).
 func (Bench) Fresh(ctx context.Context) error {

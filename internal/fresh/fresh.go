@@ -148,11 +148,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Only == "release" {
 		cmds = cmds[:1]
 	}
-	script := filepath.Join(o.WorkDir, "log")
-	if err := os.MkdirAll(script, 0o755); err != nil {
-		return res, err
-	}
-	logFile := filepath.Join(o.WorkDir, "log", "output.txt")
+	// The log outlives the root (which goes unless Keep): <WorkDir>.log.
+	logFile := filepath.Clean(o.WorkDir) + ".log"
 	lf, err := os.Create(logFile)
 	if err != nil {
 		return res, err
