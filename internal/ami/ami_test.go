@@ -89,8 +89,8 @@ func hasTag(tags []ec2types.Tag, k, v string) bool {
 func image(id, day, family string) ec2types.Image {
 	return ec2types.Image{
 		ImageId: aws.String(id), Name: aws.String("zmanim-box-" + id), State: ec2types.ImageStateAvailable,
-		CreationDate: aws.String("2026-11-" + day + "T10:00:00.000Z"),
-		Tags:         []ec2types.Tag{{Key: aws.String(TagImage), Value: aws.String(family)}, {Key: aws.String(TagVersion), Value: aws.String("v" + day)}},
+		CreationDate:        aws.String("2026-11-" + day + "T10:00:00.000Z"),
+		Tags:                []ec2types.Tag{{Key: aws.String(TagImage), Value: aws.String(family)}, {Key: aws.String(TagVersion), Value: aws.String("v" + day)}},
 		BlockDeviceMappings: []ec2types.BlockDeviceMapping{{Ebs: &ec2types.EbsBlockDevice{SnapshotId: aws.String("snap-" + id)}}},
 	}
 }

@@ -108,4 +108,3 @@ func newClients(ctx context.Context, region string) (*Clients, error) {
 		Presign: s3.NewPresignClient(s3c),
 	}, nil
 }
-

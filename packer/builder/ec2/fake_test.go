@@ -31,15 +31,15 @@ import (
 )
 
 type fakeAWS struct {
-	mu         sync.Mutex
-	params     map[string]string
-	images     map[string]*ec2types.Image
-	instances  map[string]*ec2types.Instance
-	objects    map[string][]byte
-	commands   map[string]*fakeCommand
-	calls      []string
-	seq        int
-	srv        *httptest.Server
+	mu        sync.Mutex
+	params    map[string]string
+	images    map[string]*ec2types.Image
+	instances map[string]*ec2types.Instance
+	objects   map[string][]byte
+	commands  map[string]*fakeCommand
+	calls     []string
+	seq       int
+	srv       *httptest.Server
 	// rejectImageParameter makes PutParameter succeed while the value never appears, as SSM
 	// does when it rejects an aws:ec2:image value asynchronously.
 	rejectImageParameter bool
