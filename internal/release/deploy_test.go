@@ -161,3 +161,26 @@ func TestSSMDeployerAcceptance(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Finding 7 (issue 14): when following the command fails while it still runs (here SSM answers
+// an error after the command went out), the box may have switched: the deployer says the
+// outcome is unknown, so nothing is undone.
+func TestSSMDeployerPollingFailureIsAnUnknownOutcome(t *testing.T) {
+	f := &fakeSSM{inFlight: 1}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Amz-Target") == "AmazonSSM.GetCommandInvocation" && f.polls >= 1 {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			w.WriteHeader(400)
+			json.NewEncoder(w).Encode(map[string]any{"__type": "AccessDeniedException", "message": "injected: token expired"})
+			return
+		}
+		f.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	d := &SSMDeployer{SSM: ssm.NewFromConfig(sdkConfig(srv.URL)), InstanceID: "i-0abc", Bucket: "b", Timeout: time.Minute, Poll: time.Millisecond}
+	dep := &Deploy{Deployer: d, Version: func() string { return "v2" }}
+	err := dep.Run(context.Background())
+	if !errors.Is(err, ErrOutcomeUnknown) || dep.State() != BoxUnknown {
+		t.Fatalf("Deploy = %v (state %s), want ErrOutcomeUnknown", err, dep.State())
+	}
+}
