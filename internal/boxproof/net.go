@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 )
 
@@ -17,16 +16,13 @@ func forward(listen, target string) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("forward %s -> %s: %w", listen, target, err)
 	}
-	var wg sync.WaitGroup
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			wg.Add(1)
 			go func() {
-				defer wg.Done()
 				defer c.Close()
 				t, err := net.DialTimeout("tcp", target, 5*time.Second)
 				if err != nil {

@@ -200,8 +200,31 @@ func (p *proof) prepareTwin(ctx context.Context) error {
 			_, _ = p.clients.SSM.DeleteParameter(context.Background(), &ssm.DeleteParameterInput{Name: aws.String(p.prefix + "/" + pr.name)})
 		}
 	})
+	// This run's repository and release go again at the end: the buckets are shared by runs.
+	p.stops = append(p.stops, func() {
+		p.deletePrefix(backupsBucket, p.id+"/")
+		p.deletePrefix(releasesBucket, "releases/v2-"+p.id+"/")
+	})
 	p.logf("twin: SSM parameters under %s (kumo), buckets %s and %s (versitygw)", p.prefix, backupsBucket, releasesBucket)
 	return nil
+}
+
+func (p *proof) deletePrefix(bucket, prefix string) {
+	ctx := context.Background()
+	var token *string
+	for {
+		out, err := p.clients.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix), ContinuationToken: token})
+		if err != nil {
+			return
+		}
+		for _, o := range out.Contents {
+			_, _ = p.clients.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: o.Key})
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return
+		}
+		token = out.NextContinuationToken
+	}
 }
 
 func (p *proof) putParam(ctx context.Context, name, value string, typ ssmtypes.ParameterType) error {

@@ -40,7 +40,9 @@ type Net struct {
 
 // Options of a boot.
 type Options struct {
-	Root     string
+	Root string
+	// Hostname is set in the machine's UTS namespace before systemd starts; systemd then sets
+	// the root's /etc/hostname if it has one.
 	Hostname string
 	Net      *Net // nil: share the host's network namespace
 	// RunUnits are unit files or drop-ins written to the machine's /run/systemd/system before
