@@ -10,8 +10,8 @@ import (
 )
 
 func TestBenchLine(t *testing.T) {
-	r := BenchResult{Failed: 0, P99Steady: 4200 * time.Microsecond, P99Swap: 7 * time.Millisecond, Seconds: 12.34}
-	if got, want := r.Line(), "release: failed_requests=0 p99_ms_steady=4.2 p99_ms_swap=7.0 seconds=12.3"; got != want {
+	r := BenchResult{Runs: make([]BenchRun, 5), Failed: 0, P99Steady: 4200 * time.Microsecond, P99SwapWorst: 7 * time.Millisecond, Seconds: 12.34}
+	if got, want := r.Line(), "release: runs=5 failed_requests=0 p99_ms_steady=4.2 p99_ms_swap_worst=7.0 seconds=12.3"; got != want {
 		t.Fatalf("Line() = %q, want %q", got, want)
 	}
 	var b bytes.Buffer

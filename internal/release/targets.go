@@ -10,6 +10,7 @@ import (
 
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/deps"
+	"github.com/shtetl/zmanim-ops/internal/loadtest"
 	"github.com/shtetl/zmanim-ops/internal/opts"
 )
 
@@ -127,12 +128,20 @@ func BenchTarget(ctx context.Context, out io.Writer, startTwin func(context.Cont
 	if o.LockWait == 0 {
 		o.LockWait = 5 * time.Minute // queue behind a release that is running (e.g. a test)
 	}
-	if startTwin != nil {
+	r := opts.New()
+	runs := r.PositiveInt("ZOPS_BENCH_RUNS", 5)
+	if err := r.Err(); err != nil {
+		return err
+	}
+	edge := o.Env.URL(o.Env.Twin.Ports.Edge)
+	// A twin that is up is used as it is: twin:up would rebuild and restart a daemon other
+	// users of the twin may be relying on.
+	if startTwin != nil && loadtest.CheckReachable(ctx, edge) != nil {
 		if err := startTwin(ctx); err != nil {
 			return err
 		}
 	}
-	res, err := BenchRelease(ctx, BenchOptions{Release: o, EdgeURL: o.Env.URL(o.Env.Twin.Ports.Edge), RPS: float64(o.Env.Load.TargetRPS()), Out: out})
+	res, err := BenchRelease(ctx, BenchOptions{Release: o, EdgeURL: edge, RPS: float64(o.Env.Load.TargetRPS()), Runs: runs, Out: out})
 	if err != nil {
 		return err
 	}
