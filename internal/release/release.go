@@ -273,7 +273,7 @@ func Plan(o Options, src Source, st onbox.Store, d Deployer, envFile string) (*P
 		lock,  // one release at a time, from here on
 		rec,   // history entry written at the end, whatever happens
 		&Upload{Store: st, Manifest: func() *onbox.Manifest { return pkg.Manifest }, Who: o.Who, Out: o.Out, Box: deploy.State, Guard: lock.Guard}, // immutable, verified, then the pointer (conditional on the lock holder's view; never moved back once the box switched)
-		&Stage{Deployer: d, Version: func() string { return src.Version }}, // on the box: download, verify, install side by side, before the switch
+		&Stage{Deployer: d, Version: func() string { return src.Version }},                                                                         // on the box: download, verify, install side by side, before the switch
 		deploy, // on the box: verify, install, swap, reload, health gate, rollback
 		&Retention{Store: st, Keep: o.Env.Release.Keep, Protect: func() []string { return []string{src.Version} }, Out: o.Out},
 	}
