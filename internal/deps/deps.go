@@ -54,6 +54,8 @@ var Needs = map[string]Need{
 	"procps":           {Package: "procps", Programs: []string{"pgrep"}, Why: "the packer test's check that no process is left"},
 	"iproute2":         {Package: "iproute2", Programs: []string{"ip"}, Why: "bench:fresh's and the box proof's veth pairs"},
 	"mount":            {Package: "mount", Programs: []string{"losetup"}, Why: "the box proof's data volume (a sparse file on a loop device)"},
+	"debian-archive-keyring": {Package: "debian-archive-keyring", Files: []string{"/usr/share/keyrings/debian-archive-keyring.gpg"},
+		Why: "debootstrap of Debian bookworm checks the archive's signature (not preinstalled on Ubuntu CI runners)"},
 }
 
 // Targets maps a target (as typed after `go tool mage`) to the packages it needs, its own and
@@ -62,7 +64,7 @@ var Needs = map[string]Need{
 var Targets = map[string][]string{
 	"twin:up":       twin,
 	"release":       with(twin, "git", "qemu-user-static"),
-	"test":          with(twin, "npm", "git", "qemu-user-static", "systemd", "shellcheck", "chromium", "debootstrap", "procps", "mount", "iproute2"),
+	"test":          with(twin, "npm", "git", "qemu-user-static", "systemd", "shellcheck", "chromium", "debootstrap", "debian-archive-keyring", "procps", "mount", "iproute2"),
 	"backup":        with(twin, "systemd"), // backup:* (run, verify, drill, wal, base, restore, units)
 	"migrate":       {"postgresql-15", "redis-server", "git"},
 	"site":          twin,
@@ -74,8 +76,8 @@ var Targets = map[string][]string{
 	"bench:verify":  twin,
 	"bench:release": with(twin, "git", "qemu-user-static"),
 	"bench:loadgen": twin,
-	"ami:local":     {"debootstrap", "systemd", "qemu-user-static", "iproute2", "mount", "git"},
-	"bench:box":     {"debootstrap", "systemd", "qemu-user-static", "iproute2", "mount", "git"},
+	"ami:local":     {"debootstrap", "debian-archive-keyring", "systemd", "qemu-user-static", "iproute2", "mount", "git"},
+	"bench:box":     {"debootstrap", "debian-archive-keyring", "systemd", "qemu-user-static", "iproute2", "mount", "git"},
 	// bench:recovery builds and boots the box like bench:box (its losetup is in mount).
 	"bench:recovery": {"debootstrap", "systemd", "qemu-user-static", "iproute2", "mount", "git"},
 	"ami:ec2":        {"git"},
