@@ -365,7 +365,15 @@ func (s *Supervisor) spawn(ctx context.Context) (*child, error) {
 		return nil, err
 	}
 	cmd.Stderr = cmd.Stdout
-	err = cmd.Start()
+	// The new process starts below the serving one's priority and gets ours back when ready
+	// (StartNice), where we may give it back.
+	base := niceness()
+	low := base < StartNice && canRaiseTo(base)
+	if low {
+		err = startLow(StartNice, cmd.Start)
+	} else {
+		err = cmd.Start()
+	}
 	s.restoreNonblock()
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
@@ -420,6 +428,11 @@ func (s *Supervisor) spawn(ctx context.Context) (*child, error) {
 	timeout := s.opts.Unit.TimeoutStartSec
 	select {
 	case <-ready:
+		if low {
+			if err := setNice(c.proc.PID, base); err != nil {
+				s.log.Warn("could not restore the api's priority", "pid", c.proc.PID, "nice", base, "err", err)
+			}
+		}
 		s.log.Info("api ready", "pid", c.proc.PID, "version", version)
 		return c, nil
 	case <-c.done:

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -435,4 +436,65 @@ func TestParseProductionUnit(t *testing.T) {
 			t.Errorf("parseSec(%q) = %v %v, want %v", tc.in, got, err, tc.want)
 		}
 	}
+}
+
+// TestNewProcessStartsBelowTheServingOne: during a reload the new process runs at StartNice
+// until it reports READY=1, then at the supervisor's own priority (where the supervisor may
+// give that back: root, or LimitNICE= in the unit); the serving process is never lowered.
+func TestNewProcessStartsBelowTheServingOne(t *testing.T) {
+	b := newTestBox(t, Unit{Restart: "on-failure"}, "FAKE_READY_DELAY=1s\n", "v1", "v2")
+	if err := b.sup.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	base := niceness()
+	lowered := base < StartNice && canRaiseTo(base)
+	old := b.sup.Status().Active.PID
+	if n, err := processNice(old); err != nil || n != base {
+		t.Fatalf("serving process nice %d (%v), want %d", n, err, base)
+	}
+	b.point("v2")
+	done := make(chan error, 1)
+	go func() { _, err := b.sup.Reload(context.Background()); done <- err }()
+	// While v2 starts (it waits 1 s before READY=1), find it by its "serving" line.
+	var pid int
+	for deadline := time.Now().Add(5 * time.Second); pid == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, l := range b.sup.Logs(50) {
+			if strings.Contains(l, " v2: ") && strings.Contains(l, `"msg":"serving"`) {
+				if i := strings.Index(l, `"pid":`); i >= 0 {
+					pid, _ = strconv.Atoi(strings.TrimRight(l[i+6:], "}"))
+				}
+			}
+		}
+	}
+	if pid == 0 {
+		t.Fatal("the new process never said it was serving")
+	}
+	want := base
+	if lowered {
+		want = StartNice
+	}
+	if n, err := processNice(pid); err != nil || n != want {
+		t.Errorf("starting process nice %d (%v), want %d", n, err, want)
+	}
+	if n, _ := processNice(old); n != base {
+		t.Errorf("serving process nice %d while the new one starts, want %d", n, base)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := processNice(pid); err != nil || n != base {
+		t.Errorf("ready process nice %d (%v), want %d", n, err, base)
+	}
+	// Every thread, not only the main one.
+	tasks, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
+	for _, task := range tasks {
+		tid, _ := strconv.Atoi(task.Name())
+		if n, err := processNice(tid); err == nil && n != base {
+			t.Errorf("thread %d of the ready process at nice %d, want %d", tid, n, base)
+		}
+	}
+	if niceness() != base {
+		t.Errorf("the supervisor's own priority changed: %d, was %d", niceness(), base)
+	}
+	t.Logf("nice while starting %d, when ready %d (lowered: %v)", want, base, lowered)
 }
