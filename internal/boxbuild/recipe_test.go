@@ -1,6 +1,7 @@
 package boxbuild
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,4 +77,17 @@ func TestDistroDifferencesInOneFile(t *testing.T) {
 			t.Errorf("%s names %q: distribution differences belong in distro.sh", filepath.Base(f), loc)
 		}
 	}
+}
+
+// VerifyUnits catches a unit whose program is missing from the root.
+func TestVerifyUnitsOnBuiltRoot(t *testing.T) {
+	root := os.Getenv("ZOPS_TEST_BOX_BUILT_ROOT")
+	if root == "" {
+		t.Skip("set ZOPS_TEST_BOX_BUILT_ROOT to a root ami:local built (.state/box/root); ami:local runs this check itself")
+	}
+	n, err := VerifyUnits(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d units clean", n)
 }

@@ -55,6 +55,11 @@ func LocalTarget(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	n, err := VerifyUnits(ctx, res.Root)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "ami:local: systemd-analyze verify --root=%s: %d units clean\n", res.Root, n)
 	rep, err := boxproof.Run(ctx, boxproof.Options{Root: res.Root, Work: work, Env: env, Out: out})
 	if err != nil {
 		return err
