@@ -11,7 +11,8 @@ import (
 // the load test's per-request work (request mix, region tagging, classification, histograms),
 // then runs the 10x profile (500 req/s) with that work and reports dropped iterations.
 //
-// The two variants alternate round by round (ZOPS_BENCH_ROUNDS rounds each, default 11, of
+// The two variants alternate round by round, and which goes first alternates too
+// (ZOPS_BENCH_ROUNDS rounds each, default 12, of
 // ZOPS_BENCH_ROUND, default 3s, at ZOPS_BENCH_RATE arrivals per second, default 1000); each
 // round's rate is the generator's CPU cost per request turned into requests per second of
 // all cores, so other load on the machine moves it little. Medians are compared.

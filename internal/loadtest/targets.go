@@ -62,11 +62,11 @@ func LoadtestTarget(ctx context.Context, out io.Writer) error {
 }
 
 // ReadBenchOptions reads bench:loadgen's options: ZOPS_BENCH_ROUNDS (rounds per variant,
-// default 11), ZOPS_BENCH_ROUND (length of one round, default 3s), ZOPS_BENCH_RATE (arrivals
+// default 12), ZOPS_BENCH_ROUND (length of one round, default 3s), ZOPS_BENCH_RATE (arrivals
 // per second in a round, default 1000).
 func ReadBenchOptions(r *opts.Reader) BenchOptions {
 	o := BenchOptions{
-		Rounds: r.PositiveInt("ZOPS_BENCH_ROUNDS", 11), Round: r.Duration("ZOPS_BENCH_ROUND", 3*time.Second),
+		Rounds: r.PositiveInt("ZOPS_BENCH_ROUNDS", 12), Round: r.Duration("ZOPS_BENCH_ROUND", 3*time.Second),
 		Rate: r.Float("ZOPS_BENCH_RATE", 1000), CheckRate: 500,
 	}
 	if v := r.String("ZOPS_BENCH_ROUND", ""); v != "" && o.Round <= 0 && validDuration(v) {
