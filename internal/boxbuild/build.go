@@ -31,6 +31,8 @@ type Options struct {
 	// Via is "packer" (default) or "chroot".
 	Via string
 	Out io.Writer
+	// Recipe is the recipe directory (default packer/recipe; tests use a failing one).
+	Recipe string
 }
 
 // Result of a build.
@@ -70,14 +72,14 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		root, err = packercli.Build(ctx, packercli.BuildOptions{
 			Template: packercli.TemplatePath(),
 			Only:     "zops-local.box",
-			Vars:     map[string]string{"files_dir": res.Staging, "output_dir": res.Root, "recipe_dir": RecipeDir()},
+			Vars:     map[string]string{"files_dir": res.Staging, "output_dir": res.Root, "recipe_dir": o.recipe()},
 			Progress: o.Out,
 		})
 		if err == nil && root != res.Root {
 			res.Root = root
 		}
 	case "chroot":
-		err = chrootBuild(ctx, res.Root, res.Staging, o)
+		err = ChrootBuild(ctx, res.Root, res.Staging, o)
 	default:
 		err = fmt.Errorf("ZOPS_AMI_VIA=%q: want packer or chroot", o.Via)
 	}
@@ -87,6 +89,13 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	res.BuildSecs = time.Since(t).Seconds()
 	o.logf("root %s built in %.1fs", res.Root, res.BuildSecs)
 	return res, nil
+}
+
+func (o Options) recipe() string {
+	if o.Recipe != "" {
+		return o.Recipe
+	}
+	return RecipeDir()
 }
 
 // RecipeDir is packer/recipe in the repository.
@@ -232,6 +241,18 @@ func ensureBase(ctx context.Context, o Options) (string, error) {
 	}
 	tmp := dir + ".tmp"
 	_ = os.RemoveAll(tmp)
+	// The packer zops-local builder caches the same debootstrap (same include list): copy it.
+	cands, _ := filepath.Glob(filepath.Join(tools.CacheDir(), "debootstrap", "bookworm-"+runtime.GOARCH+"-*"))
+	for _, c := range cands {
+		if _, err := os.Stat(filepath.Join(c, "lib", "systemd", "systemd")); err != nil {
+			continue
+		}
+		o.logf("base root: copying packer's cached debootstrap %s", c)
+		if out, err := exec.CommandContext(ctx, "cp", "-a", c, tmp).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("copy %s: %w: %s", c, err, out)
+		}
+		return dir, os.Rename(tmp, dir)
+	}
 	o.logf("debootstrap bookworm into %s (once, ~1-2 min)", dir)
 	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", "--include="+strings.Join(Base, ","), "bookworm", tmp, "http://deb.debian.org/debian")
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -258,7 +279,10 @@ chroot "$R" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
   ZOPS_DISTRO=debian ZOPS_FILES=/tmp/zops/files ZOPS_KEEP_APT_CACHE=1 bash /tmp/zops/recipe/run.sh
 `
 
-func chrootBuild(ctx context.Context, root, staging string, o Options) error {
+// ChrootBuild builds root from the cached base with the recipe, as the packer zops-local
+// builder does; a failing recipe fails it with the recipe's last lines, and the half-built root
+// is removed (nothing stays mounted: the mounts lived in the recipe's own mount namespace).
+func ChrootBuild(ctx context.Context, root, staging string, o Options) (err error) {
 	base, err := ensureBase(ctx, o)
 	if err != nil {
 		return err
@@ -266,12 +290,19 @@ func chrootBuild(ctx context.Context, root, staging string, o Options) error {
 	if out, err := exec.CommandContext(ctx, "cp", "-a", base, root).CombinedOutput(); err != nil {
 		return fmt.Errorf("copy the base root: %w: %s", err, out)
 	}
+	defer func() {
+		if err != nil {
+			if rerr := removeRoot(root); rerr != nil {
+				err = fmt.Errorf("%w; and the half-built root stays: %v", err, rerr)
+			}
+		}
+	}()
 	apt := filepath.Join(CacheDir(), "apt-archives-"+runtime.GOARCH)
 	if err := os.MkdirAll(filepath.Join(apt, "partial"), 0o755); err != nil {
 		return err
 	}
 	zops := filepath.Join(root, "tmp", "zops")
-	for src, dst := range map[string]string{RecipeDir(): "recipe", staging: "files"} {
+	for src, dst := range map[string]string{o.recipe(): "recipe", staging: "files"} {
 		d := filepath.Join(zops, dst)
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
