@@ -185,8 +185,13 @@ restore_command = 'cp "%s/%%f" "%%p"'
 	}
 	conn := j.PG
 	conn.Host, conn.Port = "127.0.0.1", strconv.Itoa(port)
+	if j.PG.IsSocket() {
+		// The box connects by socket with peer authentication (no password): the scratch
+		// server's socket is in its private directory.
+		conn.Host = dir
+	}
 	p.URL, p.Conn = conn.URL(), conn.Redacted()
-	if err := waitPromoted(ctx, p.URL, p.DataDir, 10*time.Minute); err != nil {
+	if err := j.waitPromoted(ctx, conn, p.DataDir, 10*time.Minute); err != nil {
 		_ = p.Stop(context.WithoutCancel(ctx))
 		return nil, j.startErr(p, err)
 	}
@@ -352,22 +357,17 @@ func (j *Job) startErr(p *PITR, err error) error {
 }
 
 // waitPromoted waits until the server leaves recovery, or fails as soon as it has exited
-// (recovery errors are FATAL and stop the postmaster, which removes postmaster.pid).
-func waitPromoted(ctx context.Context, url, dataDir string, limit time.Duration) error {
+// (e.g. the target is beyond the end of the WAL).
+func (j *Job) waitPromoted(ctx context.Context, conn pgtool.Conn, dataDir string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	var last error
 	for time.Now().Before(deadline) {
 		if _, err := os.Stat(filepath.Join(dataDir, "postmaster.pid")); errors.Is(err, os.ErrNotExist) {
 			return errors.New("scratch server exited during recovery")
 		}
-		c, err := pgx.Connect(ctx, url)
-		if err == nil {
-			var rec bool
-			err = c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&rec)
-			c.Close(ctx)
-			if err == nil && !rec {
-				return nil
-			}
+		v, err := j.queryOne(ctx, conn, "SELECT pg_is_in_recovery()")
+		if err == nil && (v == "f" || v == "false") {
+			return nil
 		}
 		last = err
 		select {
@@ -377,6 +377,45 @@ func waitPromoted(ctx context.Context, url, dataDir string, limit time.Duration)
 		}
 	}
 	return fmt.Errorf("scratch server did not finish recovery in %s: %v", limit, last)
+}
+
+// queryOne returns the first column of the first row of sql as text. On the box (root, a
+// socket connection with peer authentication) it runs psql as the server's user, since
+// root has no role; elsewhere it connects with pgx.
+func (j *Job) queryOne(ctx context.Context, conn pgtool.Conn, sql string) (string, error) {
+	if os.Geteuid() == 0 && conn.IsSocket() {
+		cred, err := pgtool.ServerUser()
+		if err != nil {
+			return "", err
+		}
+		prog, err := pgtool.FindProgram(ctx, "psql", 0)
+		if err != nil {
+			return "", err
+		}
+		env, cleanup, err := conn.Env(j.ScratchDir)
+		defer cleanup()
+		if err != nil {
+			return "", err
+		}
+		cmd := exec.CommandContext(ctx, prog.Path, "-X", "-At", "-c", sql)
+		cmd.Env, cmd.Dir = env, "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("psql %s: %w: %s", conn.Redacted(), err, strings.TrimSpace(string(out)))
+		}
+		return strings.TrimSpace(string(out)), nil
+	}
+	c, err := pgx.Connect(ctx, conn.URL())
+	if err != nil {
+		return "", err
+	}
+	defer c.Close(ctx)
+	var v any
+	if err := c.QueryRow(ctx, sql).Scan(&v); err != nil {
+		return "", err
+	}
+	return fmt.Sprint(v), nil
 }
 
 // pgBinDir finds the server programs of one major version.

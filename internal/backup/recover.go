@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/shtetl/zmanim-ops/internal/boxspec"
 )
 
@@ -104,30 +102,20 @@ var recoverStop = []string{boxspec.UnitAPISocket, boxspec.UnitAPI, boxspec.UnitP
 
 // refuseLiveData fails when the live database has user tables.
 func (j *Job) refuseLiveData(ctx context.Context) error {
-	c, err := adminConn(ctx, j.PG)
+	admin := j.PG.WithDatabase("postgres")
+	n, err := j.queryOne(ctx, admin, "SELECT count(*) FROM pg_database WHERE datname = '"+strings.ReplaceAll(j.PG.Database, "'", "''")+"'")
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
-	defer c.Close(ctx)
-	var n int
-	err = c.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE datname = $1", j.PG.Database).Scan(&n)
-	if err != nil {
-		return fmt.Errorf("recover: %w", err)
-	}
-	if n == 0 {
+	if n == "0" {
 		return nil
 	}
-	dc, err := pgx.Connect(ctx, j.PG.URL())
+	tables, err := j.queryOne(ctx, j.PG, "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema','tiger','tiger_data','topology') AND tablename <> 'spatial_ref_sys'")
 	if err != nil {
-		return fmt.Errorf("recover: connect to %s: %w", j.PG.Redacted(), err)
-	}
-	defer dc.Close(ctx)
-	var tables int
-	if err := dc.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema','tiger','tiger_data','topology') AND tablename <> 'spatial_ref_sys'").Scan(&tables); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
-	if tables > 0 {
-		return fmt.Errorf("%w: %s has %d tables; recover is for a new blank volume (use backup:restore for a scratch copy)", ErrLiveData, j.PG.Redacted(), tables)
+	if tables != "0" {
+		return fmt.Errorf("%w: %s has %s tables; recover is for a new blank volume (use backup:restore for a scratch copy)", ErrLiveData, j.PG.Redacted(), tables)
 	}
 	return nil
 }

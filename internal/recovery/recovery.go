@@ -521,11 +521,13 @@ func (d *drill) boxC(ctx context.Context) error {
 }
 
 func (d *drill) recover(ctx context.Context) error {
-	args := []string{"systemd-run", "--wait", "--pipe", "--quiet", "-p", "EnvironmentFile=-" + boxspec.InstanceFile, "-E", "ZOPS_ENV=prod", "-E", "ZOPS_BACKUP_NOTIFY=0"}
-	for _, kv := range d.backupEnv() {
-		args = append(args, "-E", kv)
+	// The twin's keys go through a root-only file of this box, never the command line.
+	const envFile = "/etc/zops-recovery-drill.env"
+	if err := os.WriteFile(filepath.Join(d.layer, envFile), []byte(strings.Join(d.backupEnv(), "\n")+"\n"), 0o600); err != nil {
+		return err
 	}
-	args = append(args, boxspec.ZopsBackup, "recover")
+	args := []string{"systemd-run", "--wait", "--pipe", "--quiet", "-p", "EnvironmentFile=-" + boxspec.InstanceFile, "-p", "EnvironmentFile=" + envFile,
+		"-E", "ZOPS_ENV=prod", "-E", "ZOPS_BACKUP_NOTIFY=0", boxspec.ZopsBackup, "recover"}
 	out, err := d.m.Exec(ctx, args...)
 	d.rep.Recover = lastLine(out)
 	if err != nil {
