@@ -194,3 +194,21 @@ func TestPickPITR(t *testing.T) {
 		}
 	}
 }
+
+// Recover replaces only a cluster first boot has just initialised: an older one is live data.
+func TestRecoverRefusesAnOldCluster(t *testing.T) {
+	t.Parallel()
+	j := testJob(t, 10)
+	ctx := ctxT(t, time.Minute)
+	j.Now = func() time.Time { return time.Now().Add(100 * 24 * time.Hour) }
+	if err := j.refuseLiveData(ctx, false); !errors.Is(err, ErrLiveData) || !strings.Contains(err.Error(), "ZOPS_FORCE=1") {
+		t.Fatalf("old cluster: %v, want ErrLiveData naming ZOPS_FORCE=1", err)
+	}
+	if err := j.refuseLiveData(ctx, true); err != nil {
+		t.Fatalf("forced: %v", err)
+	}
+	j.Now = nil
+	if err := j.refuseLiveData(ctx, false); err != nil && !errors.Is(err, ErrLiveData) {
+		t.Fatalf("reading the cluster's age: %v", err)
+	}
+}

@@ -8,13 +8,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/boxspec"
+	"github.com/shtetl/zmanim-ops/internal/opts"
 )
 
-// ErrLiveData refuses recovering over a cluster that holds more than first boot's empty one.
+// ErrLiveData refuses recovering over a cluster that is not first boot's new one.
 var ErrLiveData = errors.New("the box's cluster holds data")
 
 // Units stops and starts the box's services (systemctl on the box).
@@ -54,12 +56,12 @@ type RecoverResult struct {
 // base backup and every WAL segment shipped after it (Restore with the latest target, into the
 // scratch directory on the same volume), stops the box's services, puts the recovered cluster
 // in place of the empty one (kept aside, never deleted), removes the scratch-only settings and
-// starts the services again. It refuses a cluster with user tables: recovering over live data
-// is never what an operator wants from this command.
-func (j *Job) Recover(ctx context.Context, pgdata string, u Units) (RecoverResult, error) {
+// starts the services again. It refuses a cluster older than RecoverMaxAge (live data, not
+// first boot's) unless forced.
+func (j *Job) Recover(ctx context.Context, pgdata string, u Units, force bool) (RecoverResult, error) {
 	start := time.Now()
 	var res RecoverResult
-	if err := j.refuseLiveData(ctx); err != nil {
+	if err := j.refuseLiveData(ctx, force); err != nil {
 		return res, err
 	}
 	dir := filepath.Join(j.ScratchDir, "recover-"+time.Now().UTC().Format("20060102T150405Z"))
@@ -100,22 +102,28 @@ func (j *Job) Recover(ctx context.Context, pgdata string, u Units) (RecoverResul
 // recoverStop are the units stopped while the cluster is swapped (the API first).
 var recoverStop = []string{boxspec.UnitAPISocket, boxspec.UnitAPI, boxspec.UnitPostgres}
 
-// refuseLiveData fails when the live database has user tables.
-func (j *Job) refuseLiveData(ctx context.Context) error {
-	admin := j.PG.WithDatabase("postgres")
-	n, err := j.queryOne(ctx, admin, "SELECT count(*) FROM pg_database WHERE datname = '"+strings.ReplaceAll(j.PG.Database, "'", "''")+"'")
+// RecoverMaxAge is how young the box's cluster must be for Recover to replace it: first
+// boot initialised it on the new blank volume minutes ago (the API has since created its
+// schema and reference rows, so "empty" is no test). An older cluster is live data.
+const RecoverMaxAge = 2 * time.Hour
+
+// refuseLiveData fails when the live cluster was initialised more than RecoverMaxAge ago,
+// unless force. The cluster's system identifier carries its initdb time in its upper 32 bits.
+func (j *Job) refuseLiveData(ctx context.Context, force bool) error {
+	v, err := j.queryOne(ctx, j.PG.WithDatabase("postgres"), "SELECT system_identifier FROM pg_control_system()")
 	if err != nil {
-		return fmt.Errorf("recover: %w", err)
+		return fmt.Errorf("recover: read the cluster's identifier: %w", err)
 	}
-	if n == "0" {
-		return nil
-	}
-	tables, err := j.queryOne(ctx, j.PG, "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema','tiger','tiger_data','topology') AND tablename <> 'spatial_ref_sys'")
+	id, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 	if err != nil {
-		return fmt.Errorf("recover: %w", err)
+		return fmt.Errorf("recover: system identifier %q: %w", v, err)
 	}
-	if tables != "0" {
-		return fmt.Errorf("%w: %s has %s tables; recover is for a new blank volume (use backup:restore for a scratch copy)", ErrLiveData, j.PG.Redacted(), tables)
+	born := time.Unix(int64(id>>32), 0)
+	age := j.now().Sub(born)
+	j.logf("recover: the box's cluster was initialised %s (%s ago)", born.UTC().Format(time.RFC3339), age.Round(time.Second))
+	if age > RecoverMaxAge && !force {
+		return fmt.Errorf("%w: %s was initialised %s ago, not by this box's first boot on a new volume; recover replaces it (keeping it aside): set ZOPS_FORCE=1 if that is what you want, or use backup:restore for a scratch copy",
+			ErrLiveData, j.PG.Redacted(), age.Round(time.Minute))
 	}
 	return nil
 }
@@ -147,7 +155,12 @@ func RecoverTarget(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("backup:recover: %w", err)
 	}
 	j.Notifier = nil
-	res, err := j.Recover(ctx, boxspec.PGData, Systemctl{})
+	r := opts.New()
+	force := r.Bool("ZOPS_FORCE", false)
+	if err := r.Err(); err != nil {
+		return err
+	}
+	res, err := j.Recover(ctx, boxspec.PGData, Systemctl{}, force)
 	if err != nil {
 		return err
 	}

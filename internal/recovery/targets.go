@@ -75,6 +75,14 @@ func BenchTarget(ctx context.Context, out io.Writer) error {
 // shipped WAL into the new blank volume's cluster. On the twin it is refused: the twin's
 // PostgreSQL is shared; bench:recovery drills the same on the local box.
 func RecoverTarget(ctx context.Context, out io.Writer) error {
+	r := opts.New()
+	force := "0"
+	if r.Bool("ZOPS_FORCE", false) {
+		force = "1"
+	}
+	if err := r.Err(); err != nil {
+		return err
+	}
 	env, err := config.Load()
 	if err != nil {
 		return err
@@ -96,7 +104,7 @@ func RecoverTarget(ctx context.Context, out io.Writer) error {
 	fmt.Fprintf(out, "backup:recover on %s: zops-backup recover (newest base backup + shipped WAL)\n", id)
 	inv, err := rc.Run(ctx, awsx.Command{
 		InstanceID: id, Comment: "zops backup:recover",
-		Commands: []string{"systemd-run --wait --pipe --quiet -p EnvironmentFile=-" + boxspec.InstanceFile + " -E ZOPS_ENV=" + env.Name + " -E ZOPS_BACKUP_NOTIFY=0 " + boxspec.ZopsBackup + " recover"},
+		Commands: []string{"systemd-run --wait --pipe --quiet -p EnvironmentFile=-" + boxspec.InstanceFile + " -E ZOPS_ENV=" + env.Name + " -E ZOPS_BACKUP_NOTIFY=0 -E ZOPS_FORCE=" + force + " " + boxspec.ZopsBackup + " recover"},
 		Timeout:  time.Hour,
 	}, func(cmd string) { fmt.Fprintf(out, "  command %s sent\n", cmd) })
 	fmt.Fprint(out, inv.Stdout)
