@@ -22,7 +22,7 @@ import (
 )
 
 // Modules are the nested Go modules tested besides the main one (their own go.mod).
-var Modules = []string{"infra"}
+var Modules = []string{"infra", "packer"}
 
 // Env returns the testenv variables for a running twin.
 func Env(ctx context.Context, env *config.Env, t *twin.Twin) ([]string, error) {
