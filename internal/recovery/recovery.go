@@ -485,7 +485,7 @@ func (d *drill) keepWriting(ctx context.Context) error {
 		return ctx.Err()
 	case <-time.After(d.o.LossAfter):
 	}
-	ships := strings.Count(d.m.Journal(ctx, boxspec.UnitWALShip), "Finished") + strings.Count(d.m.Journal(ctx, boxspec.UnitWALShip), "Deactivated successfully")
+	ships := strings.Count(d.m.Journal(ctx, boxspec.UnitWALShip), "Finished "+boxspec.UnitWALShip)
 	d.logf("%s ran %d time(s) on this box", boxspec.UnitWALShip, ships)
 	return nil
 }
