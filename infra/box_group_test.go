@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
 )
 
 // boxParam is the box parameter's value as rendered (JSON joined with the resolved ids).
@@ -144,4 +145,41 @@ func TestBoxClaimsVolumeAddressAndCloudMapWithLeastPrivilege(t *testing.T) {
 		}
 	}
 	has(t, PartCompute, "AWS::EC2::Volume", map[string]any{"Tags": assertions.Match_ArrayWith(&[]any{map[string]any{"Key": DataVolumeTag, "Value": "prod"}})})
+}
+
+// A lost data volume is replaced by raising instance.data_volume_generation
+// (migration/recovery.md): a new logical id, so CloudFormation creates a new blank volume
+// (retaining the old one), in the same zone, tagged, and the box parameter names it.
+func TestLostVolumeReplacedByGeneration(t *testing.T) {
+	e := *cfg
+	e.Instance.DataVolumeGeneration = 2
+	dir := t.TempDir()
+	app, s, err := NewApp(&e, Options{OutDir: dir, GitHubRepo: "shtetl/zmanim-ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.Synth(nil)
+	tpl := assertions.Template_FromStack(s.Compute.Stack, nil)
+	vols := tpl.FindResources(jsii.String("AWS::EC2::Volume"), nil)
+	var id string
+	for k := range *vols {
+		id = k
+	}
+	if len(*vols) != 1 || !strings.HasPrefix(id, "DataVolume2") {
+		t.Fatalf("volumes %v, want one DataVolume2*", *vols)
+	}
+	_, old := one(t, PartCompute, "AWS::EC2::Volume")
+	v := *(*vols)[id]
+	if v["DeletionPolicy"] != "Retain" || js(props(v)["AvailabilityZone"]) != js(props(old)["AvailabilityZone"]) || !strings.Contains(js(props(v)["Tags"]), DataVolumeTag) {
+		t.Errorf("new volume %s", js(v))
+	}
+	params := tpl.FindResources(jsii.String("AWS::SSM::Parameter"), nil)
+	found := false
+	for _, p := range *params {
+		pp := props(*p)
+		found = found || (pp["Name"] == cfg.SSM(ParamBox) && strings.Contains(js(pp["Value"]), id))
+	}
+	if !found {
+		t.Errorf("the box parameter does not name the new volume %s", id)
+	}
 }
