@@ -463,7 +463,36 @@ func (d *drill) boxB(ctx context.Context) error {
 	if n < d.rep.AckedBoxLoss || cities != strconv.Itoa(d.rep.Rows) {
 		return fmt.Errorf("data lost with the box: newest row %d < acknowledged %d, or cities %s != %d", n, d.rep.AckedBoxLoss, cities, d.rep.Rows)
 	}
-	return nil
+	return d.checkLogFile(ctx)
+}
+
+// checkLogFile: the file the CloudWatch agent ships (the journal export of the box's units,
+// packer/recipe/60-logs.sh) holds lines of the API, PostgreSQL and Redis.
+func (d *drill) checkLogFile(ctx context.Context) error {
+	deadline := time.Now().Add(30 * time.Second)
+	var missing []string
+	for {
+		out, _ := d.m.Exec(ctx, "cat", boxspec.LogFile)
+		missing = missing[:0]
+		// The processes' own lines (syslog identifier and pid), not systemd's about their units.
+		for name, marks := range map[string][]string{"API": {"zmanim-api["}, "PostgreSQL": {"postgres["}, "Redis": {"redis-server[", "valkey-server["}} {
+			found := false
+			for _, m := range marks {
+				found = found || strings.Contains(out, m)
+			}
+			if !found {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) == 0 {
+			d.logf("logs: %s holds the API's, PostgreSQL's and Redis's lines (%d lines), the file the CloudWatch agent ships", boxspec.LogFile, strings.Count(out, "\n"))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s lacks lines of %v (the CloudWatch agent would ship nothing of them)", boxspec.LogFile, missing)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 func (d *drill) baseBackup(ctx context.Context) error {
