@@ -6,14 +6,19 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // StartNice is the nice value a new API process starts at: below the process that serves,
 // until it reports READY=1 and gets the supervisor's own priority back. A release starts the
 // new binary while the old one carries the load; on a two-core box the newcomer's start-up
 // (Go runtime, connection pools, keys) would otherwise take CPU from the requests being
-// served, which bench:release saw as a p99 spike at the swap.
+// served, which bench:release saw as a p99 spike at the swap. A process not ready after
+// StartLowFor gets its priority back anyway, so a busy box does not starve a release.
 const StartNice = 10
+
+// StartLowFor bounds the low-priority start (see StartNice).
+const StartLowFor = time.Second
 
 // niceness returns the calling thread's nice value. The raw syscall, which Go's
 // syscall.Getpriority is, returns 20 - nice.

@@ -442,7 +442,7 @@ func TestParseProductionUnit(t *testing.T) {
 // until it reports READY=1, then at the supervisor's own priority (where the supervisor may
 // give that back: root, or LimitNICE= in the unit); the serving process is never lowered.
 func TestNewProcessStartsBelowTheServingOne(t *testing.T) {
-	b := newTestBox(t, Unit{Restart: "on-failure"}, "FAKE_READY_DELAY=1s\n", "v1", "v2")
+	b := newTestBox(t, Unit{Restart: "on-failure"}, "FAKE_READY_DELAY=2500ms\n", "v1", "v2")
 	if err := b.sup.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +455,8 @@ func TestNewProcessStartsBelowTheServingOne(t *testing.T) {
 	b.point("v2")
 	done := make(chan error, 1)
 	go func() { _, err := b.sup.Reload(context.Background()); done <- err }()
-	// While v2 starts (it waits 1 s before READY=1), find it by its "serving" line.
+	// While v2 starts (it waits 2.5 s before READY=1), find it by its "serving" line.
+	spawned := time.Now()
 	var pid int
 	for deadline := time.Now().Add(5 * time.Second); pid == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		for _, l := range b.sup.Logs(50) {
@@ -478,6 +479,17 @@ func TestNewProcessStartsBelowTheServingOne(t *testing.T) {
 	}
 	if n, _ := processNice(old); n != base {
 		t.Errorf("serving process nice %d while the new one starts, want %d", n, base)
+	}
+	// Past StartLowFor a process still starting gets the priority back before READY=1: a
+	// busy box must not starve a release.
+	time.Sleep(time.Until(spawned.Add(StartLowFor + 500*time.Millisecond)))
+	select {
+	case err := <-done:
+		t.Fatalf("reload returned before READY=1: %v", err)
+	default:
+	}
+	if n, err := processNice(pid); err != nil || n != base {
+		t.Errorf("process still starting after %s at nice %d (%v), want %d", StartLowFor, n, err, base)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
