@@ -227,6 +227,18 @@ func NewGithubOidcStack(scope constructs.Construct, id string, props *GithubOidc
 	allow(DutyAmi, "BaseImage", []string{"ssm:GetParameter"}, []string{fmt.Sprintf("arn:aws:ssm:%s::parameter/aws/service/ami-amazon-linux-latest/*", e.Region)}, nil)
 	allow(DutyAmi, "RecordAmi", []string{"ssm:PutParameter", "ssm:GetParameter"}, []string{fmt.Sprintf("arn:aws:ssm:%s:%s:parameter%s", e.Region, account, e.Instance.AMIParameter)}, nil)
 
+	// rollout (mage ami:rollout, the same workflow, after the build): read the box's ids, move
+	// the box's own Auto Scaling group to the image by an instance refresh, stop the box's
+	// services through Run Command on the group's instance only, and take it out of the VPC
+	// link's Cloud Map service. Nothing else of the group or of other groups can change.
+	allow(DutyAmi, "RolloutDescribe", []string{"autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeInstanceRefreshes"},
+		[]string{"*"}, map[string]any{"StringEquals": map[string]any{"aws:RequestedRegion": e.Region}})
+	allow(DutyAmi, "RolloutRefresh", []string{"autoscaling:StartInstanceRefresh"},
+		[]string{fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:*:autoScalingGroupName/%s", e.Region, account, props.Compute.GroupName)}, nil)
+	allow(DutyAmi, "RolloutBoxIds", []string{"ssm:GetParameter"}, []string{fmt.Sprintf("arn:aws:ssm:%s:%s:parameter%s/%s", e.Region, account, e.SSMPrefix, ParamBox)}, nil)
+	allow(DutyAmi, "RolloutStopBox", []string{"ssm:SendCommand"}, []string{instanceArn}, boxOnly)
+	allow(DutyAmi, "RolloutCloudMap", []string{"servicediscovery:DeregisterInstance"}, []string{*props.Compute.BoxService.ServiceArn()}, nil)
+
 	for _, d := range Duties {
 		awscdk.NewCfnOutput(stack, jsii.String(DutyOutput(d.Name)), &awscdk.CfnOutputProps{Value: s.Roles[d.Name].RoleArn()})
 	}

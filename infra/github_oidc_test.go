@@ -143,8 +143,14 @@ func TestGithubOidcDutyPermissionsAreLeast(t *testing.T) {
 			if destructive && (duty != DutyAmi || !strings.Contains(js(s["Condition"]), "/"+AmiBuildTag)) {
 				t.Errorf("%s: destructive EC2 without the %s tag condition: %s", duty, AmiBuildTag, js(s))
 			}
-			if strings.Contains(a, "ssm:SendCommand") && duty == DutyAmi && strings.Contains(r, "instance/") && !strings.Contains(js(s["Condition"]), "ssm:resourceTag/"+AmiBuildTag) {
+			// The ami role provisions its own tagged builders and, for the rollout, stops the
+			// box's services: instances with the build tag or the box group's tag only.
+			if strings.Contains(a, "ssm:SendCommand") && duty == DutyAmi && strings.Contains(r, "instance/") &&
+				!strings.Contains(js(s["Condition"]), "ssm:resourceTag/"+AmiBuildTag) && !strings.Contains(js(s["Condition"]), "ssm:resourceTag/aws:autoscaling:groupName") {
 				t.Errorf("ami role commands untagged instances: %s", js(s))
+			}
+			if strings.Contains(a, "autoscaling:StartInstanceRefresh") && (duty != DutyAmi || !strings.Contains(r, "autoScalingGroupName/"+GroupName(cfg.Name)+`"`)) {
+				t.Errorf("%s: instance refresh beyond the box's group: %s", duty, js(s))
 			}
 		}
 	}
@@ -182,5 +188,40 @@ func TestWorkflowActionlint(t *testing.T) {
 	out, err := exec.Command("go", append([]string{"tool", "actionlint", "-color=false"}, files...)...).CombinedOutput()
 	if err != nil {
 		t.Errorf("actionlint: %v\n%s", err, out)
+	}
+}
+
+// The ami workflow runs `mage ami` then `mage ami:rollout` with the ami role: every call the
+// rollout makes (internal/rollout) is allowed, scoped to the box's group, its Cloud Map
+// service and its parameters.
+func TestGithubOidcAmiRoleCanRollOutTheBox(t *testing.T) {
+	roles := dutyRoles(t)
+	var all []map[string]any
+	for _, s := range statements(roles[DutyAmi]) {
+		all = append(all, s)
+	}
+	allowed := func(action, resourcePart, condPart string) bool {
+		for _, s := range all {
+			if strings.Contains(js(s["Action"]), `"`+action+`"`) && strings.Contains(js(s["Resource"]), resourcePart) && strings.Contains(js(s["Condition"]), condPart) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range []struct{ action, resource, cond string }{
+		{"ec2:DescribeImages", "*", ""},
+		{"ec2:DescribeVolumes", "*", ""},
+		{"ec2:DescribeInstanceStatus", "*", ""},
+		{"autoscaling:DescribeAutoScalingGroups", "*", cfg.Region},
+		{"autoscaling:DescribeInstanceRefreshes", "*", cfg.Region},
+		{"autoscaling:StartInstanceRefresh", "autoScalingGroupName/" + GroupName(cfg.Name), ""},
+		{"ssm:PutParameter", cfg.Instance.AMIParameter, ""},
+		{"ssm:GetParameter", cfg.SSMPrefix + "/" + ParamBox, ""},
+		{"ssm:SendCommand", "instance/*", "aws:autoscaling:groupName"},
+		{"servicediscovery:DeregisterInstance", "BoxService", ""},
+	} {
+		if !allowed(c.action, c.resource, c.cond) {
+			t.Errorf("the ami role cannot %s on %s (condition %q): ami:rollout would fail in the workflow", c.action, c.resource, c.cond)
+		}
 	}
 }

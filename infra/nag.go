@@ -95,7 +95,7 @@ func suppress(s *Stacks) {
 		DutyRelease: "releases write arbitrary version keys in the releases bucket only; command results are read by command id, which has no ARN; DescribeInstances has no resource type (region condition)",
 		DutySite:    "site sync writes arbitrary object keys in the static bucket only",
 		DutyDiff:    "infra:diff assumes the read-only CDK lookup role of this account in any bootstrapped region (cdk-hnb659fds-lookup-role-<account>-<region>)",
-		DutyAmi:     "image builds launch from any Amazon Linux image into the account's subnet; stop/terminate/image/deregister/delete and Run Command are limited to resources tagged " + AmiBuildTag + "=<env> (tag conditions); Describe* have no resource type (region condition); staged files live under " + AmiStagingPrefix,
+		DutyAmi:     "image builds launch from any Amazon Linux image into the account's subnet; stop/terminate/image/deregister/delete and Run Command are limited to resources tagged " + AmiBuildTag + "=<env> (tag conditions); Describe* have no resource type (region condition); staged files live under " + AmiStagingPrefix + "; the rollout refreshes only the box's Auto Scaling group (any group id, fixed name) and commands only instances carrying that group's tag",
 	}
 	for _, d := range Duties {
 		cdknag.NagSuppressions_AddResourceSuppressions(s.GithubOidc.Roles[d.Name], toNag([]suppression{{id: "AwsSolutions-IAM5", reason: oidc[d.Name]}}), jsii.Bool(true))
