@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shtetl/zmanim-ops/internal/fakeec2"
 	"io"
 	"net"
 	"net/http"
@@ -271,13 +272,13 @@ func (p *proof) network(ctx context.Context) error {
 	p.stops = append(p.stops, func() { p.net.Down(context.Background()) })
 	tw := p.o.Env.Twin
 	for _, port := range []int{tw.Ports.S3, tw.Ports.AWS, tw.Ports.JWT} {
-		stop, err := forward(net.JoinHostPort(hostAddr, strconv.Itoa(port)), net.JoinHostPort(tw.Host, strconv.Itoa(port)))
+		stop, err := fakeec2.Forward(net.JoinHostPort(hostAddr, strconv.Itoa(port)), net.JoinHostPort(tw.Host, strconv.Itoa(port)))
 		if err != nil {
 			return err
 		}
 		p.stops = append(p.stops, stop)
 	}
-	_, stop, err := serveIMDS(net.JoinHostPort(hostAddr, strconv.Itoa(imdsPort)), p.o.Env.Region, "i-0b0x"+randHex(6))
+	_, stop, err := fakeec2.IMDS{Region: p.o.Env.Region, InstanceID: "i-0b0x" + randHex(6), ImageID: "ami-0b0xproof", PrivateIP: peerAddr}.Serve(net.JoinHostPort(hostAddr, strconv.Itoa(imdsPort)))
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shtetl/zmanim-ops/internal/fakeec2"
 	"io"
 	"net"
 	"net/http"
@@ -219,13 +220,13 @@ func (d *drill) network(ctx context.Context) error {
 	d.stops = append(d.stops, func() { d.net.Down(context.Background()) })
 	tw := d.o.Env.Twin
 	for _, port := range []int{tw.Ports.S3, tw.Ports.AWS, tw.Ports.JWT} {
-		stop, err := forward(net.JoinHostPort(hostAddr, strconv.Itoa(port)), net.JoinHostPort(tw.Host, strconv.Itoa(port)))
+		stop, err := fakeec2.Forward(net.JoinHostPort(hostAddr, strconv.Itoa(port)), net.JoinHostPort(tw.Host, strconv.Itoa(port)))
 		if err != nil {
 			return err
 		}
 		d.stops = append(d.stops, stop)
 	}
-	stop, err := serveIMDS(net.JoinHostPort(hostAddr, strconv.Itoa(imdsPort)), d.o.Env.Region)
+	_, stop, err := fakeec2.IMDS{Region: d.o.Env.Region, InstanceID: "i-0rec" + randHex(6), ImageID: "ami-0recovery", PrivateIP: peerAddr}.Serve(net.JoinHostPort(hostAddr, strconv.Itoa(imdsPort)))
 	if err != nil {
 		return err
 	}
