@@ -13,7 +13,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
-	"github.com/shtetl/zmanim-ops/internal/infra/cost"
+	"github.com/shtetl/zmanim-ops/internal/stacks/cost"
 )
 
 // Options are the infra settings the shared configuration does not hold; each has a default

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
-	"github.com/shtetl/zmanim-ops/internal/infra/cost"
+	"github.com/shtetl/zmanim-ops/internal/stacks/cost"
 )
 
 // The app is built and synthesized once per test binary (TestMain); every test reads the

@@ -8,7 +8,7 @@ import (
 
 // main runs the app. jsii snapshots the environment for its Node process while packages
 // initialize, so the Node 20 end-of-life banner can only be silenced by the caller: the mage
-// targets set JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 (internal/infra.appEnv).
+// targets set JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 (internal/stacks.appEnv).
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "infra:", err)

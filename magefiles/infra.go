@@ -6,7 +6,7 @@ import (
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/shtetl/zmanim-ops/internal/infra"
+	"github.com/shtetl/zmanim-ops/internal/stacks"
 )
 
 // Infra works on the production stacks: the CDK app in infra/ (Go, its own module).
@@ -27,7 +27,7 @@ type Infra mg.Namespace
 //	ZOPS_GITHUB_OIDC_PROVIDER_ARN  reuse an existing GitHub OIDC provider
 //	ZOPS_PRICES                    price table (default the newest infra/prices/<region>-*.json)
 func (Infra) Synth(ctx context.Context) error {
-	return infra.SynthTarget(ctx, os.Stdout)
+	return stacks.SynthTarget(ctx, os.Stdout)
 }
 
 // Cost answers "does it fit the budget?": every billed item, on-demand and the cheaper variants, the gate's verdict.
@@ -47,7 +47,7 @@ func (Infra) Synth(ctx context.Context) error {
 //
 // Options (environment): as for infra:synth (ZOPS_PRICES picks another price table).
 func (Infra) Cost(ctx context.Context) error {
-	return infra.CostTarget(ctx, os.Stdout)
+	return stacks.CostTarget(ctx, os.Stdout)
 }
 
 // Prices records a new dated price table from the AWS Price List Query API (needs AWS credentials; refuses without).
@@ -64,7 +64,7 @@ func (Infra) Cost(ctx context.Context) error {
 //	ZOPS_ENV      environment whose region is priced (default prod)
 //	ZOPS_PRICES   the table to refresh (default the newest for the region)
 func (Infra) Prices(ctx context.Context) error {
-	return infra.PricesTarget(ctx, os.Stdout)
+	return stacks.PricesTarget(ctx, os.Stdout)
 }
 
 // Check runs cdk-nag AwsSolutions (zero unsuppressed errors; every suppression has a reason), the budget and the infra tests.
@@ -73,7 +73,7 @@ func (Infra) Prices(ctx context.Context) error {
 //
 //	ZOPS_INFRA_SKIP_TESTS=1   skip the assertion tests (go test in infra/)
 func (Infra) Check(ctx context.Context) error {
-	return infra.CheckTarget(ctx, os.Stdout)
+	return stacks.CheckTarget(ctx, os.Stdout)
 }
 
 // Diff shows what infra:deploy would change in the AWS account (needs AWS credentials).
@@ -84,7 +84,7 @@ func (Infra) Check(ctx context.Context) error {
 //
 //	ZOPS_STACKS   only these stacks (space-separated, e.g. "zmanim-prod-edge")
 func (Infra) Diff(ctx context.Context) error {
-	return infra.DiffTarget(ctx, os.Stdout)
+	return stacks.DiffTarget(ctx, os.Stdout)
 }
 
 // Deploy deploys every stack to the AWS account in dependency order (needs AWS credentials; refuses without).
@@ -99,5 +99,5 @@ func (Infra) Diff(ctx context.Context) error {
 //
 //	ZOPS_DEPLOY_APPROVE=1   do not ask before IAM/security-group widening (CI)
 func (Infra) Deploy(ctx context.Context) error {
-	return infra.DeployTarget(ctx, os.Stdout)
+	return stacks.DeployTarget(ctx, os.Stdout)
 }

@@ -92,7 +92,7 @@ func DefaultCostUsage() CostUsage {
 		BackupsGB:                 3,
 		ReleasesGB:                0.3,
 		StaticGB:                  0.05,
-		// A WAL shipment as measured by internal/infra/cost's TestResticRequestsPerWALShipment
+		// A WAL shipment as measured by internal/stacks/cost's TestResticRequestsPerWALShipment
 		// (restic 0.17.3, versitygw, cache kept): EnsureInit's `cat config` and the backup each
 		// open the repository (HEAD+GET config, LIST+GET keys), lock it (PUT lock, LIST locks),
 		// list index and snapshots; the backup writes packs, index and snapshot. The other runs

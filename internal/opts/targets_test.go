@@ -8,7 +8,7 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/ami/amitarget"
 	"github.com/shtetl/zmanim-ops/internal/backup"
 	"github.com/shtetl/zmanim-ops/internal/fresh"
-	"github.com/shtetl/zmanim-ops/internal/infra"
+	"github.com/shtetl/zmanim-ops/internal/stacks"
 	"github.com/shtetl/zmanim-ops/internal/loadtest"
 	"github.com/shtetl/zmanim-ops/internal/migrate"
 	"github.com/shtetl/zmanim-ops/internal/opts"
@@ -55,7 +55,7 @@ var readers = []struct {
 		[]string{"ZOPS_LOADTEST_TWIN_HOOKS"}},
 	{"bench:loadgen", func(r *opts.Reader) any { return loadtest.ReadBenchOptions(r) },
 		map[string]string{"ZOPS_BENCH_ROUNDS": "0", "ZOPS_BENCH_ROUND": "-3s", "ZOPS_BENCH_RATE": "-5"}, nil},
-	{"infra:*", func(r *opts.Reader) any { return infra.ReadOptions(r) },
+	{"infra:*", func(r *opts.Reader) any { return stacks.ReadOptions(r) },
 		map[string]string{"ZOPS_INFRA_SKIP_TESTS": "maybe", "ZOPS_DEPLOY_APPROVE": "maybe"},
 		[]string{"ZOPS_INFRA_SKIP_TESTS", "ZOPS_DEPLOY_APPROVE"}},
 	{"ami, ami:list, ami:prune", func(r *opts.Reader) any { return amitarget.ReadOptions(r) },

@@ -23,7 +23,7 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/awsx/ec2x"
 	"github.com/shtetl/zmanim-ops/internal/boxbuild"
 	"github.com/shtetl/zmanim-ops/internal/config"
-	"github.com/shtetl/zmanim-ops/internal/infra"
+	"github.com/shtetl/zmanim-ops/internal/stacks"
 	"github.com/shtetl/zmanim-ops/internal/opts"
 	"github.com/shtetl/zmanim-ops/internal/packercli"
 )
@@ -75,7 +75,7 @@ func setup(ctx context.Context, target string) (Options, *config.Env, error) {
 	if env.IsTwin() {
 		return o, nil, fmt.Errorf("%s: %w (kumo has no image API): run it against AWS with ZOPS_ENV=prod; the local image is built and booted by ami:local", target, ErrTwin)
 	}
-	if err := infra.CheckCredentials(ctx, env); err != nil {
+	if err := stacks.CheckCredentials(ctx, env); err != nil {
 		return o, nil, fmt.Errorf("%s: %w", target, err)
 	}
 	return o, env, nil

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/pricing"
 	"github.com/aws/aws-sdk-go-v2/service/pricing/types"
 
-	"github.com/shtetl/zmanim-ops/internal/infra/cost"
+	"github.com/shtetl/zmanim-ops/internal/stacks/cost"
 )
 
 // fakePriceList answers GetProducts from documents keyed by service and filters. No local

@@ -1,4 +1,4 @@
-package infra
+package stacks
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/pricing"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
-	"github.com/shtetl/zmanim-ops/internal/infra/cost"
+	"github.com/shtetl/zmanim-ops/internal/stacks/cost"
 )
 
 // priceRoot is a repository root holding only a copy of the newest price table.

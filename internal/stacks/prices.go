@@ -1,4 +1,4 @@
-package infra
+package stacks
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/pricing"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
-	"github.com/shtetl/zmanim-ops/internal/infra/cost"
-	"github.com/shtetl/zmanim-ops/internal/infra/cost/pricelist"
+	"github.com/shtetl/zmanim-ops/internal/stacks/cost"
+	"github.com/shtetl/zmanim-ops/internal/stacks/cost/pricelist"
 )
 
 // PricesOptions configure infra:prices.

@@ -85,7 +85,7 @@ func runsPerDay(cal string) (float64, error) {
 	case len(f) >= 3 && isWeekday(f[0]) && f[1] == "*-*-*" && !strings.ContainsAny(f[2], "*,/~"):
 		return 1.0 / 7, nil
 	}
-	return 0, fmt.Errorf("OnCalendar %q: only daily (\"*-*-* 03:00:00 UTC\"), one weekday (\"Sun *-*-* 04:00:00\"), daily, weekly or hourly are counted; extend runsPerDay in internal/infra/cost/usage.go", cal)
+	return 0, fmt.Errorf("OnCalendar %q: only daily (\"*-*-* 03:00:00 UTC\"), one weekday (\"Sun *-*-* 04:00:00\"), daily, weekly or hourly are counted; extend runsPerDay in internal/stacks/cost/usage.go", cal)
 }
 
 func isWeekday(s string) bool {

@@ -351,7 +351,7 @@ func (m *model) run() (*Result, error) {
 				}
 			case freeTypes[r.Type] || strings.HasPrefix(r.Type, "Custom::"):
 			default:
-				m.unpriced = append(m.unpriced, fmt.Sprintf("%s: resource type %s is neither priced nor known to be free; price it or list it as free in internal/infra/cost/cost.go", where, r.Type))
+				m.unpriced = append(m.unpriced, fmt.Sprintf("%s: resource type %s is neither priced nor known to be free; price it or list it as free in internal/stacks/cost/cost.go", where, r.Type))
 			}
 		}
 	}

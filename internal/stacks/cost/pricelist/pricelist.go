@@ -1,4 +1,4 @@
-// Package pricelist refreshes a price table (internal/infra/cost) from the AWS Price List
+// Package pricelist refreshes a price table (internal/stacks/cost) from the AWS Price List
 // Query API. It lives apart from cost so the CDK app, which prices templates through cost,
 // does not link the Pricing SDK.
 package pricelist
@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/pricing"
 	"github.com/aws/aws-sdk-go-v2/service/pricing/types"
 
-	"github.com/shtetl/zmanim-ops/internal/infra/cost"
+	"github.com/shtetl/zmanim-ops/internal/stacks/cost"
 )
 
 // PriceList is the one call of the AWS Price List Query API the refresh makes. The API is
@@ -54,7 +54,7 @@ var locations = map[string]struct{ location, prefix string }{
 func queries(old *cost.Prices, region string) ([]query, error) {
 	loc, ok := locations[region]
 	if !ok {
-		return nil, fmt.Errorf("refresh prices: no price list location known for %s; add it to locations in internal/infra/cost/refresh.go", region)
+		return nil, fmt.Errorf("refresh prices: no price list location known for %s; add it to locations in internal/stacks/cost/refresh.go", region)
 	}
 	rc := [2]string{"regionCode", region}
 	var qs []query
