@@ -72,6 +72,11 @@ type MixOptions struct {
 	// only, among all regions of the run (so that the shield relay keys line up across
 	// runners that start together and send the same rate). RegionCount 0: Regions are all.
 	RegionIndex, RegionCount int
+	// Salt changes the keys no cache is meant to hold (the cold and shield-relay requests)
+	// from one run to the next, while the hot set stays the same: the edge caches API
+	// answers for an hour, so a second run with the same keys found every "uncached" and
+	// "shield" request in the edge cache. Runs with the same salt send the same requests.
+	Salt uint64
 }
 
 // Mix generates requests; it implements Source.
@@ -89,6 +94,7 @@ type Mix struct {
 	nRegions uint64
 	// Shield relay (see MixSpec.ShieldRatio): relay slots per shieldBlock, lag in slots, the
 	// endpoints it uses, and this mix's place among the run's regions.
+	salt      uint64
 	relayPer  uint64
 	relayLag  uint64
 	relayEps  []int
@@ -192,6 +198,7 @@ func NewMix(spec MixSpec, o MixOptions) (*Mix, error) {
 	if spec.ShieldRatio > 0 && spec.ShieldLag <= 0 {
 		errs = append(errs, fmt.Errorf("shield_lag %d: must be positive with a shield_ratio (requests between two regions' requests for a key)", spec.ShieldLag))
 	}
+	m.salt = o.Salt
 	m.allRegion, m.remote = m.nRegions, o.RegionCount > 0
 	if m.remote {
 		m.allRegion, m.regionIdx = uint64(o.RegionCount), uint64(o.RegionIndex)
@@ -292,7 +299,10 @@ func (m *Mix) Next(iter uint64, r *Request) {
 	hot := !relay && unit(r2)*(1-float64(m.relayPer)/shieldBlock) < m.hotRatio
 	if relay {
 		// The key's parameters depend on the key alone, so every region asks for the same URL.
-		r3 = splitmix64(m.seed ^ key ^ 0x9e1a)
+		r3 = splitmix64(m.seed ^ key ^ 0x9e1a ^ m.salt)
+		r4 = splitmix64(r3)
+	} else if !hot && m.salt != 0 {
+		r3 = splitmix64(r3 ^ m.salt)
 		r4 = splitmix64(r3)
 	}
 	var lat, lon float64

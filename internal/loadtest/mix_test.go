@@ -247,3 +247,38 @@ func TestMixShieldRelay(t *testing.T) {
 		t.Errorf("err = %v, want shield_lag rejected", err)
 	}
 }
+
+// TestMixSaltRenewsColdKeys: the edge keeps API answers for an hour, so a second run must
+// not send the first run's cache-missing keys; the hot set stays the same run to run.
+func TestMixSaltRenewsColdKeys(t *testing.T) {
+	t.Parallel()
+	f := loadDefaultScenarios(t)
+	regions := []string{"us-east-1", "il-central-1"}
+	urls := func(salt uint64) map[string]bool {
+		m, err := NewMix(f.Mix, MixOptions{Target: "http://e", Regions: regions, Token: "t", HotRatio: -1, Salt: salt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		var r Request
+		for i := uint64(1); i <= 20000; i++ {
+			m.Next(i, &r)
+			out[r.URL] = true
+		}
+		return out
+	}
+	a, again, b := urls(1), urls(1), urls(2)
+	same := 0
+	for u := range a {
+		if b[u] {
+			same++
+		}
+		if !again[u] {
+			t.Fatalf("the same salt sent %s only once", u)
+		}
+	}
+	// Shared: the hot set (32 tuples per parameterised endpoint) and the parameterless ones.
+	if same > 200 || same < 20 {
+		t.Errorf("%d of %d distinct URLs repeat under another salt: want only the hot set", same, len(a))
+	}
+}

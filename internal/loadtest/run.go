@@ -121,7 +121,10 @@ func Execute(ctx context.Context, env *config.Env, o Options) (*Report, error) {
 	if hot < 0 && sc.HotRatio != nil {
 		hot = *sc.HotRatio
 	}
-	mix, err := NewMix(sf.Mix, MixOptions{Target: target, Regions: names, RegionHeader: env.IsTwin(), Token: token, HotRatio: hot})
+	// A new salt per run: the keys meant to miss the caches must not be the last run's, which
+	// the edge still holds (see MixOptions.Salt).
+	salt := uint64(time.Now().UnixNano())
+	mix, err := NewMix(sf.Mix, MixOptions{Target: target, Regions: names, RegionHeader: env.IsTwin(), Token: token, HotRatio: hot, Salt: salt})
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +171,7 @@ func Execute(ctx context.Context, env *config.Env, o Options) (*Report, error) {
 			return nil, err
 		}
 	default:
-		if res, err = runProd(ctx, env, o, sf, stages, target, regions, hot, window); err != nil {
+		if res, err = runProd(ctx, env, o, sf, stages, target, regions, hot, window, salt); err != nil {
 			return nil, err
 		}
 	}
@@ -206,7 +209,7 @@ func Execute(ctx context.Context, env *config.Env, o Options) (*Report, error) {
 }
 
 // runProd starts one runner per region (see remote.go), aligned on a common start.
-func runProd(ctx context.Context, env *config.Env, o Options, sf *ScenarioFile, stages []Stage, target string, regions []RegionProfile, hot float64, window time.Duration) (*Result, error) {
+func runProd(ctx context.Context, env *config.Env, o Options, sf *ScenarioFile, stages []Stage, target string, regions []RegionProfile, hot float64, window time.Duration, salt uint64) (*Result, error) {
 	fmt.Fprintf(o.Out, "loadtest: building the linux/arm64 runner\n")
 	bin, err := BuildRunner(ctx)
 	if err != nil {
@@ -223,7 +226,7 @@ func runProd(ctx context.Context, env *config.Env, o Options, sf *ScenarioFile, 
 	for i, r := range regions {
 		specs = append(specs, RunSpec{Scenario: o.Scenario, Target: target, Region: r.Name, Stages: splitStages(stages, len(regions)),
 			Mix: sf.Mix, HotRatio: hot, TokenParameter: env.SSM("loadtest-token"), Window: window, MaxWorkers: o.MaxWorkers, StartAt: start,
-			RegionIndex: i, RegionCount: len(regions)})
+			RegionIndex: i, RegionCount: len(regions), Salt: salt})
 	}
 	return rem.RunRemote(ctx, start.Format("20060102T150405Z")+"-"+o.Scenario, bin, specs)
 }

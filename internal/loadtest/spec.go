@@ -27,12 +27,14 @@ type RunSpec struct {
 	// shield relay keys line up across runners); RegionCount 0: a run of this region alone.
 	RegionIndex int `json:"region_index,omitempty"`
 	RegionCount int `json:"region_count,omitempty"`
+	// Salt is the run's MixOptions.Salt, the same for every runner.
+	Salt uint64 `json:"salt,omitempty"`
 }
 
 // Plan builds the engine plan of the spec with the given token ("" leaves private calls out).
 func (s RunSpec) Plan(token string) (Plan, *Mix, error) {
 	mix, err := NewMix(s.Mix, MixOptions{Target: s.Target, Regions: []string{s.Region}, RegionHeader: s.RegionHeader, Token: token, HotRatio: s.HotRatio,
-		RegionIndex: s.RegionIndex, RegionCount: s.RegionCount})
+		RegionIndex: s.RegionIndex, RegionCount: s.RegionCount, Salt: s.Salt})
 	if err != nil {
 		return Plan{}, nil, err
 	}
