@@ -257,8 +257,10 @@ func (s *stamper) Write(p []byte) (int, error) {
 }
 
 // enterArgv runs the commands in root: private mount and PID namespaces (everything the twin
-// starts dies with the namespace), proc, sys, dev and a private /dev/shm (PostgreSQL's shared
-// memory must not be the host's), then chroot with a fresh login's environment.
+// starts dies with the namespace), the root bind-mounted onto itself (so / is a mount point in
+// the chroot, as on a machine: `ip netns exec` and systemd's sandboxing need that), proc, sys,
+// dev and a private /dev/shm (PostgreSQL's shared memory must not be the host's), then chroot
+// with a fresh login's environment.
 func enterArgv(root string, cmds []string, env []string) []string {
 	var body strings.Builder
 	for i, c := range cmds {
@@ -268,6 +270,7 @@ func enterArgv(root string, cmds []string, env []string) []string {
 	outer := `set -e
 R=$1
 mount --make-rprivate /
+mount --bind "$R" "$R"
 mount -t proc proc "$R/proc"
 mount -t sysfs sysfs "$R/sys"
 mount --rbind /dev "$R/dev"
