@@ -540,3 +540,36 @@ func Steady(target string, rate float64, d time.Duration, paths ...string) Plan 
 	})
 	return Plan{Name: "steady", Target: target, Stages: []Stage{Constant("steady", rate, d)}, Source: src, Window: time.Second}
 }
+
+// ErrNoPage is returned when a frontend page of the mix is missing at the target: measuring
+// 404s would say nothing about the latency targets.
+var ErrNoPage = errors.New("frontend page missing at the target")
+
+// CheckPages asks the target once for each frontend page of the mix (their paths have no
+// parameters) before any load is sent, and fails on a 404, naming the page and the fix.
+func CheckPages(ctx context.Context, hc *http.Client, target string, eps []EndpointSpec) error {
+	var missing []string
+	for _, ep := range eps {
+		if ep.Kind != "frontend" {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(target, "/")+ep.Path, nil)
+		if err != nil {
+			return fmt.Errorf("frontend page %s: %w", ep.Path, err)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrUnreachable, target, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			missing = append(missing, ep.Path)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s answered 404 for %s: deploy the site first (`go tool mage site:sync DIR`, e.g. examples/site/out on the twin) or take the pages out of the mix in %s",
+			ErrNoPage, target, strings.Join(missing, ", "), DefaultScenariosFile)
+	}
+	return nil
+}

@@ -148,12 +148,15 @@ func Execute(ctx context.Context, env *config.Env, o Options) (*Report, error) {
 		fmt.Fprintf(o.Out, "loadtest: not in the mix: %s\n", s)
 	}
 
+	if err := CheckReachable(ctx, target); err != nil {
+		return nil, err
+	}
+	if err := CheckPages(ctx, &http.Client{Timeout: 10 * time.Second}, target, sf.Mix.Endpoints); err != nil {
+		return nil, err
+	}
 	var res *Result
 	switch {
 	case env.IsTwin() && o.Target == "" && !o.NoTwinHooks:
-		if err := CheckReachable(ctx, target); err != nil {
-			return nil, err
-		}
 		restore, err := EnableTwinLatency(ctx, env.URL(env.Twin.Ports.Control), regions)
 		if err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -141,5 +142,26 @@ func TestMintToken(t *testing.T) {
 		if got != tc.want || (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("body %q: got %q, %v", tc.body, got, err)
 		}
+	}
+}
+
+// A missing frontend page stops the load test before any load, naming the page and the fix;
+// pages that answer (and API endpoints, which are not probed) pass.
+func TestCheckPagesRefusesMissingPages(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/docs/" {
+			_, _ = io.WriteString(w, "<h1>docs</h1>")
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	eps := []EndpointSpec{{Name: "home", Path: "/", Kind: "frontend"}, {Name: "docs", Path: "/docs/", Kind: "frontend"}, {Name: "api", Path: "/api/zmanim?lat={lat}", Kind: "api"}}
+	err := CheckPages(context.Background(), srv.Client(), srv.URL, eps)
+	if !errors.Is(err, ErrNoPage) || !strings.Contains(err.Error(), "404 for /:") || !strings.Contains(err.Error(), "site:sync") {
+		t.Fatalf("err = %v; want ErrNoPage naming / and site:sync", err)
+	}
+	if err := CheckPages(context.Background(), srv.Client(), srv.URL, eps[1:]); err != nil {
+		t.Fatalf("docs page present: %v", err)
 	}
 }
