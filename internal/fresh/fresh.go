@@ -258,8 +258,9 @@ func (s *stamper) Write(p []byte) (int, error) {
 
 // enterArgv runs the commands in root: private mount and PID namespaces (everything the twin
 // starts dies with the namespace), the root bind-mounted onto itself (so / is a mount point in
-// the chroot, as on a machine: `ip netns exec` and systemd's sandboxing need that), proc, sys,
-// dev and a private /dev/shm (PostgreSQL's shared memory must not be the host's), then chroot
+// the chroot, as on a machine: `ip netns exec` and systemd's sandboxing need that), proc, sys
+// with the cgroup tree (a machine has it; a systemd booted by the tests needs it), dev and a
+// private /dev/shm (PostgreSQL's shared memory must not be the host's), then chroot
 // with a fresh login's environment.
 func enterArgv(root string, cmds []string, env []string) []string {
 	var body strings.Builder
@@ -273,6 +274,7 @@ mount --make-rprivate /
 mount --bind "$R" "$R"
 mount -t proc proc "$R/proc"
 mount -t sysfs sysfs "$R/sys"
+mount --rbind /sys/fs/cgroup "$R/sys/fs/cgroup"
 mount --rbind /dev "$R/dev"
 mount -t tmpfs -o mode=1777,size=2g tmpfs "$R/dev/shm"
 mount -t tmpfs tmpfs "$R/run"
