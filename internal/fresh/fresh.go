@@ -158,7 +158,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	logf("running %q in the root (log %s)", cmds, logFile)
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout*time.Duration(len(cmds)))
 	defer cancel()
-	argv := append([]string{"ip", "netns", "exec", nw.ns}, enterArgv(root, cmds, machineEnvArgs())...)
+	// nsenter, not `ip netns exec`: the latter mounts a new /sys for the namespace, which hides
+	// /sys/fs/cgroup from the root (found by internal/nsboot, whose booted systemd needs it).
+	argv := append([]string{"nsenter", "--net=/run/netns/" + nw.ns}, enterArgv(root, cmds, machineEnvArgs())...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	pr, pw := io.Pipe()
