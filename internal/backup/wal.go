@@ -19,6 +19,7 @@ import (
 //	wal_level = replica
 //	archive_mode = on
 //	archive_timeout = 60s
+//	wal_keep_size = 512MB  (pg_basebackup -X fetch collects WAL at the end of a base backup)
 //	archive_command = 'test ! -f <WALArchiveDir>/%f && cp %p <WALArchiveDir>/%f.tmp && mv <WALArchiveDir>/%f.tmp <WALArchiveDir>/%f'
 //
 // (the copy-then-rename keeps a half-copied segment out of a shipment; ShipWAL skips *.tmp).

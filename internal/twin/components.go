@@ -271,6 +271,9 @@ archive_mode = on
 archive_command = 'test ! -f %s/%%f && cp %%p %s/%%f.tmp && mv %s/%%f.tmp %s/%%f'
 archive_timeout = 60
 max_wal_senders = 4
+# pg_basebackup -X fetch (backup:base) collects WAL at the end: keep enough that a checkpoint
+# during the base backup does not recycle it (seen: "COPY stream ended before last file was finished").
+wal_keep_size = 512MB
 log_min_messages = warning
 `, t.env.Twin.Host, t.env.Twin.Ports.Postgres, filepath.Join(t.pgDir(), "run"), t.PGWALArchive(), t.PGWALArchive(), t.PGWALArchive(), t.PGWALArchive())
 			f, err := os.OpenFile(filepath.Join(t.pgData(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0o600)

@@ -16,6 +16,9 @@ archive_mode = on
 # Copy, then rename: zops-backup wal never ships a half-written segment.
 archive_command = 'test ! -f $ZB_WAL_ARCHIVE/%f && cp %p $ZB_WAL_ARCHIVE/%f.tmp && mv $ZB_WAL_ARCHIVE/%f.tmp $ZB_WAL_ARCHIVE/%f'
 archive_timeout = 60
+# zops-backup base runs pg_basebackup -X fetch, which collects WAL at the end: keep enough
+# that a checkpoint during the base backup does not recycle it.
+wal_keep_size = 512MB
 log_destination = 'stderr'
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
