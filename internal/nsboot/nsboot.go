@@ -215,11 +215,14 @@ func (m *Machine) Done() <-chan struct{} { return m.done }
 
 // Command returns a command that runs argv inside the machine (its namespaces and root).
 func (m *Machine) Command(ctx context.Context, argv ...string) *exec.Cmd {
-	args := []string{"-t", strconv.Itoa(m.pid), "-m", "-p", "-u", "-i"}
+	// -r -w: the root and working directory of systemd itself. Entering a mount namespace resets
+	// the root to that namespace's real root, so `chroot m.Root` would name the wrong path when
+	// this process is itself in a chroot (bench:fresh runs the tests inside one).
+	args := []string{"-t", strconv.Itoa(m.pid), "-m", "-p", "-u", "-i", "-r", "-w"}
 	if m.Net != nil {
 		args = append(args, "-n")
 	}
-	args = append(args, "--", "chroot", m.Root, "/usr/bin/env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8")
+	args = append(args, "--", "/usr/bin/env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8")
 	return exec.CommandContext(ctx, "nsenter", append(args, argv...)...)
 }
 
@@ -334,10 +337,10 @@ func (n *Net) Up(ctx context.Context) error {
 		{"ip", "link", "set", n.PeerIf, "netns", n.Name},
 		{"ip", "addr", "add", n.HostAddr + "/30", "dev", n.HostIf},
 		{"ip", "link", "set", n.HostIf, "up"},
-		{"ip", "netns", "exec", n.Name, "ip", "addr", "add", n.PeerAddr + "/30", "dev", n.PeerIf},
-		{"ip", "netns", "exec", n.Name, "ip", "link", "set", n.PeerIf, "up"},
-		{"ip", "netns", "exec", n.Name, "ip", "link", "set", "lo", "up"},
-		{"ip", "netns", "exec", n.Name, "ip", "route", "add", "default", "via", n.HostAddr},
+		{"nsenter", "--net=/run/netns/" + n.Name, "ip", "addr", "add", n.PeerAddr + "/30", "dev", n.PeerIf},
+		{"nsenter", "--net=/run/netns/" + n.Name, "ip", "link", "set", n.PeerIf, "up"},
+		{"nsenter", "--net=/run/netns/" + n.Name, "ip", "link", "set", "lo", "up"},
+		{"nsenter", "--net=/run/netns/" + n.Name, "ip", "route", "add", "default", "via", n.HostAddr},
 	}
 	for _, s := range steps {
 		if err := run(ctx, s...); err != nil {
