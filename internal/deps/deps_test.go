@@ -231,7 +231,7 @@ var pkgTargets = map[string][]string{
 	"internal/pgtool":                 {"backup", "migrate"},
 	"internal/release":                {"release", "bench:release"},
 	"internal/site":                   {"site", "bench:site"},
-	"internal/stacks":                  {"infra"},
+	"internal/stacks":                 {"infra"},
 	"internal/fresh":                  {"bench:fresh"},
 	"internal/testrun":                {"test"},
 	"internal/loadtest":               {"loadtest", "bench:loadgen"},

@@ -8,12 +8,12 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/ami/amitarget"
 	"github.com/shtetl/zmanim-ops/internal/backup"
 	"github.com/shtetl/zmanim-ops/internal/fresh"
-	"github.com/shtetl/zmanim-ops/internal/stacks"
 	"github.com/shtetl/zmanim-ops/internal/loadtest"
 	"github.com/shtetl/zmanim-ops/internal/migrate"
 	"github.com/shtetl/zmanim-ops/internal/opts"
 	"github.com/shtetl/zmanim-ops/internal/release"
 	"github.com/shtetl/zmanim-ops/internal/site"
+	"github.com/shtetl/zmanim-ops/internal/stacks"
 	"github.com/shtetl/zmanim-ops/internal/testrun"
 	"github.com/shtetl/zmanim-ops/internal/twin"
 )

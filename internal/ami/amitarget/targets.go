@@ -23,9 +23,9 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/awsx/ec2x"
 	"github.com/shtetl/zmanim-ops/internal/boxbuild"
 	"github.com/shtetl/zmanim-ops/internal/config"
-	"github.com/shtetl/zmanim-ops/internal/stacks"
 	"github.com/shtetl/zmanim-ops/internal/opts"
 	"github.com/shtetl/zmanim-ops/internal/packercli"
+	"github.com/shtetl/zmanim-ops/internal/stacks"
 )
 
 // Family is the image family the box template builds (image_name).
