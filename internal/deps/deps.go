@@ -52,6 +52,7 @@ var Needs = map[string]Need{
 	"debootstrap":      {Package: "debootstrap", Programs: []string{"debootstrap"}, Why: "building a Debian root (bench:fresh, the box's image recipe)"},
 	"iptables":         {Package: "iptables", Programs: []string{"iptables"}, Why: "NAT from bench:fresh's network namespace to the package registries"},
 	"procps":           {Package: "procps", Programs: []string{"pgrep"}, Why: "the packer test's check that no process is left"},
+	"curl":             {Package: "curl", Programs: []string{"curl"}, Why: "the zops-ec2 builder's tests run its Run Command scripts here, which move files through S3 with curl as the instance does"},
 	"iproute2":         {Package: "iproute2", Programs: []string{"ip"}, Why: "bench:fresh's and the box proof's veth pairs"},
 	"mount":            {Package: "mount", Programs: []string{"losetup"}, Why: "the box proof's data volume (a sparse file on a loop device)"},
 	"debian-archive-keyring": {Package: "debian-archive-keyring", Files: []string{"/usr/share/keyrings/debian-archive-keyring.gpg"},
@@ -64,7 +65,7 @@ var Needs = map[string]Need{
 var Targets = map[string][]string{
 	"twin:up":       twin,
 	"release":       with(twin, "git", "qemu-user-static"),
-	"test":          with(twin, "npm", "git", "qemu-user-static", "systemd", "shellcheck", "chromium", "debootstrap", "debian-archive-keyring", "procps", "mount", "iproute2"),
+	"test":          with(twin, "npm", "git", "qemu-user-static", "systemd", "shellcheck", "chromium", "debootstrap", "debian-archive-keyring", "procps", "mount", "iproute2", "curl"),
 	"backup":        with(twin, "systemd"), // backup:* (run, verify, drill, wal, base, restore, units)
 	"migrate":       {"postgresql-15", "redis-server", "git"},
 	"site":          twin,
