@@ -7,12 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shtetl/zmanim-ops/internal/box/boxtest"
 )
 
 // Test binaries built once: the fake API of internal/box (speaks LISTEN_FDS/NOTIFY_SOCKET,
@@ -28,17 +28,12 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	foreignArch = map[string]string{"amd64": "arm64", "arm64": "amd64"}[runtime.GOARCH]
-	fakeHost = filepath.Join(dir, "fake-"+runtime.GOARCH)
-	fakeForeign = filepath.Join(dir, "fake-"+foreignArch)
-	for arch, out := range map[string]string{runtime.GOARCH: fakeHost, foreignArch: fakeForeign} {
-		cmd := exec.Command("go", "build", "-o", out, "../box/testdata/fakeapi")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
-		if o, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build fake api for %s: %v\n%s", arch, err, o)
-			os.Exit(1)
-		}
+	f, err := boxtest.BuildFakeAPI(dir, "../box")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
+	fakeHost, fakeForeign, foreignArch = f.Host, f.Foreign, f.ForeignArch
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
