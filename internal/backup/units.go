@@ -134,6 +134,9 @@ CacheDirectory=zops/restic
 ExecStartPre=+/usr/bin/install -d -o {{.User}} -m 0711 {{.Scratch}}
 ExecStart={{.Bin}} wal
 TimeoutStartSec={{secs .WALInterval}}
+Nice=10
+IOSchedulingClass=best-effort
+IOSchedulingPriority=7
 -- zops-wal-ship.timer --
 [Unit]
 Description=zmanim-ops: ship WAL every {{.WALInterval}}

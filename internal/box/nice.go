@@ -45,6 +45,16 @@ func canRaiseTo(nice int) bool {
 	return int(rl.Cur) >= 20-nice
 }
 
+// StartAtNice starts cmd (not yet started) at nice, as a unit's Nice= does, without lowering
+// the caller's own priority (see startLow). The twin's backup scheduler uses it to run the box's
+// timer jobs at their units' priority.
+func StartAtNice(nice int, start func() error) error {
+	if nice == 0 {
+		return start()
+	}
+	return startLow(nice, start)
+}
+
 // startLow runs start (an exec.Cmd's Start) on a thread of its own set to nice: the child
 // inherits the thread's priority from its first instruction, so there is no window at the
 // old priority and no thread it could have spawned before being reniced. The thread is

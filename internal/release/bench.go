@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,6 +28,7 @@ type BenchRun struct {
 	Requests    uint64        // responses plus transport errors
 	P99Steady   time.Duration // p99 before the release started
 	P99Swap     time.Duration // p99 from the deploy step's start to 1 s after its end
+	P99Release  time.Duration // p99 over the whole release, build to retention (the twin shares its CPU with the tooling)
 	Seconds     float64       // the whole (warm) release, build to retention
 	SwapWindows int
 	steady      *loadtest.Histogram
@@ -117,8 +120,8 @@ func BenchRelease(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		if run.P99Steady > 0 {
 			ratio = float64(run.P99Swap) / float64(run.P99Steady)
 		}
-		fmt.Fprintf(o.Out, "run %d: %s: %d requests, %d failed, %d dropped; p99 steady %.1f ms, swap %.1f ms (%.2fx, %d windows); release %.1f s\n",
-			i, rel.Version, run.Requests, run.Failed, run.Dropped, ms(run.P99Steady), ms(run.P99Swap), ratio, run.SwapWindows, run.Seconds)
+		fmt.Fprintf(o.Out, "run %d: %s: %d requests, %d failed, %d dropped; p99 steady %.1f ms, swap %.1f ms (%.2fx, %d windows), whole release %.1f ms; release %.1f s\n",
+			i, rel.Version, run.Requests, run.Failed, run.Dropped, ms(run.P99Steady), ms(run.P99Swap), ratio, run.SwapWindows, ms(run.P99Release), run.Seconds)
 	}
 	res.P99Steady = steadyAll.Quantile(0.99)
 	worst := 0.0
@@ -144,7 +147,7 @@ func benchOne(ctx context.Context, o BenchOptions, rel Options, runIdx int) (Ben
 	run := BenchRun{Version: rel.Version, steady: &loadtest.Histogram{}}
 	stop := make(chan struct{})
 	plan := loadtest.Plan{
-		Name: "bench:release", Target: o.EdgeURL, Plain: true, Window: 250 * time.Millisecond, Stop: stop,
+		Name: "bench:release", Target: o.EdgeURL, Plain: true, Window: 10 * time.Millisecond, Stop: stop,
 		Stages: []loadtest.Stage{loadtest.Constant("steady", o.RPS, o.Steady+o.After+5*time.Minute)}, // Stop ends it
 		Source: loadtest.SourceFunc(func(iter uint64, r *loadtest.Request) {
 			r.Method = "GET"
@@ -161,6 +164,9 @@ func benchOne(ctx context.Context, o BenchOptions, rel Options, runIdx int) (Ben
 		}),
 		MaxWorkers: 2000, PreAllocated: 200, Timeout: 10 * time.Second,
 	}
+	slow := &slowTracer{next: loadtest.NewClient(2000, 10*time.Second).Transport}
+	plan.Client = &http.Client{Transport: slow, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	type loadOut struct {
 		r   *loadtest.Result
 		err error
@@ -201,12 +207,13 @@ func benchOne(ctx context.Context, o BenchOptions, rel Options, runIdx int) (Ben
 	if swapFrom.IsZero() {
 		return run, fmt.Errorf("release under load: no deploy step timing")
 	}
-	swap := &loadtest.Histogram{}
-	var swapTrace, failedAt []string
+	// Windows are 10 ms wide so that the swap period is the deploy step to within 5 ms: a
+	// window counts where its middle falls. The trace groups them by 100 ms.
+	swap, whole := &loadtest.Histogram{}, &loadtest.Histogram{}
+	var failedAt []string
+	const group = 100 * time.Millisecond
+	trace := map[int]*loadtest.Histogram{}
 	for _, w := range lo.r.Windows {
-		if w.Start.After(swapFrom.Add(-time.Second)) && w.Start.Before(swapTo.Add(time.Second)) {
-			swapTrace = append(swapTrace, fmt.Sprintf("%+.2fs:%.0f", w.Start.Sub(swapFrom).Seconds(), ms(w.P99)))
-		}
 		if w.Failed > 0 {
 			failedAt = append(failedAt, fmt.Sprintf("%+.2fs:%d", w.Start.Sub(relStart).Seconds(), w.Failed))
 		}
@@ -216,15 +223,35 @@ func benchOne(ctx context.Context, o BenchOptions, rel Options, runIdx int) (Ben
 		if err != nil || h == nil {
 			continue
 		}
-		end := w.Start.Add(plan.Window)
+		mid := w.Start.Add(plan.Window / 2)
+		if mid.After(swapFrom.Add(-time.Second)) && mid.Before(swapTo.Add(time.Second)) {
+			g := int(math.Floor(float64(mid.Sub(swapFrom)) / float64(group)))
+			if trace[g] == nil {
+				trace[g] = &loadtest.Histogram{}
+			}
+			trace[g].Merge(h)
+		}
+		if !mid.Before(relStart) && mid.Before(relEnd) {
+			whole.Merge(h)
+		}
 		switch {
-		case w.Start.After(loadStart.Add(time.Second)) && end.Before(relStart):
+		case w.Start.After(loadStart.Add(time.Second)) && w.Start.Add(plan.Window).Before(relStart):
 			run.steady.Merge(h)
-		case end.After(swapFrom) && w.Start.Before(swapTo):
+		case !mid.Before(swapFrom) && mid.Before(swapTo):
 			swap.Merge(h)
 			run.SwapWindows++
 		}
 	}
+	groups := make([]int, 0, len(trace))
+	for g := range trace {
+		groups = append(groups, g)
+	}
+	sort.Ints(groups)
+	var swapTrace []string
+	for _, g := range groups {
+		swapTrace = append(swapTrace, fmt.Sprintf("%+.1fs:%.0f", (time.Duration(g)*group).Seconds(), ms(trace[g].Quantile(0.99))))
+	}
+	run.P99Release = whole.Quantile(0.99)
 	run.Dropped = lo.r.Dropped()
 	var errKinds []string
 	for _, p := range lo.r.Phases {
@@ -235,8 +262,9 @@ func benchOne(ctx context.Context, o BenchOptions, rel Options, runIdx int) (Ben
 	if len(errKinds) > 0 {
 		fmt.Fprintf(o.Out, "load: errors %v\n", errKinds)
 	}
-	fmt.Fprintf(o.Out, "load: p99 ms per %s window around the deploy step (seconds from its start, which is %+.2fs into the release): %s\n",
-		plan.Window, swapFrom.Sub(relStart).Seconds(), strings.Join(swapTrace, " "))
+	fmt.Fprintf(o.Out, "load: p99 ms per %s around the deploy step (seconds from its start, which is %+.2fs into the release): %s\n",
+		group, swapFrom.Sub(relStart).Seconds(), strings.Join(swapTrace, " "))
+	fmt.Fprintf(o.Out, "load: slowest requests from the deploy step to 1 s after it (sent at seconds from its start): %s\n", slow.around(swapFrom, swapFrom, swapTo, 12))
 	if len(failedAt) > 0 {
 		fmt.Fprintf(o.Out, "load: failures by window (seconds from the release start): %s\n", strings.Join(failedAt, " "))
 	}
@@ -355,4 +383,52 @@ func BenchBaseline(ctx context.Context, a, b, envFile string, rps float64) (Base
 		res.Failed += s.Failed
 	}
 	return res, nil
+}
+
+// slowTracer remembers when each request was sent and how long it took, so that a run can
+// name its slowest requests around the deploy step (which phase of the release they fell in).
+type slowTracer struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	reqs []tracedRequest
+}
+
+type tracedRequest struct {
+	sent time.Time
+	took time.Duration
+	path string
+	err  bool
+}
+
+func (t *slowTracer) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(r)
+	took := time.Since(start)
+	t.mu.Lock()
+	t.reqs = append(t.reqs, tracedRequest{sent: start, took: took, path: r.URL.Path, err: err != nil || (resp != nil && resp.StatusCode >= 400)})
+	t.mu.Unlock()
+	return resp, err
+}
+
+// around lists the n slowest requests sent between from and to, with their send time
+// relative to origin.
+func (t *slowTracer) around(origin, from, to time.Time, n int) string {
+	t.mu.Lock()
+	var in []tracedRequest
+	for _, r := range t.reqs {
+		if !r.sent.Before(from) && r.sent.Before(to) {
+			in = append(in, r)
+		}
+	}
+	t.mu.Unlock()
+	sort.Slice(in, func(i, j int) bool { return in[i].took > in[j].took })
+	var parts []string
+	for _, r := range in[:min(n, len(in))] {
+		mark := ""
+		if r.err {
+			mark = " FAILED"
+		}
+		parts = append(parts, fmt.Sprintf("%+.3fs %s %.1fms%s", r.sent.Sub(origin).Seconds(), r.path, ms(r.took), mark))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shtetl/zmanim-ops/internal/box"
@@ -84,7 +83,6 @@ func Run(ctx context.Context, env *config.Env, unitsDir string, backups bool) er
 		return err
 	}
 	defer journal.Close()
-	pgURL := fmt.Sprintf("postgres://postgres:%s@%s/postgres?sslmode=disable", sec.PGPassword, addr(p.Postgres))
 	sup, err := box.New(box.Options{
 		Listener: lns["box"],
 		Binary:   BoxBinary(st),
@@ -97,13 +95,7 @@ func Run(ctx context.Context, env *config.Env, unitsDir string, backups bool) er
 		// undone before any start.
 		BeforeStart: func() error { _, err := onbox.RecoverPending(st.Path("box"), journal); return err },
 		Deps: []box.Dep{
-			{Name: boxspec.UnitPostgres, Check: func(ctx context.Context) error {
-				c, err := pgx.Connect(ctx, pgURL)
-				if err != nil {
-					return err
-				}
-				return c.Close(ctx)
-			}},
+			{Name: boxspec.UnitPostgres, Check: func(context.Context) error { return pgReady(st.Path("pg", "data")) }},
 			{Name: boxspec.UnitRedis, Check: func(ctx context.Context) error {
 				r := redis.NewClient(&redis.Options{Addr: addr(p.Redis)})
 				defer r.Close()

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shtetl/zmanim-ops/internal/box"
 	"github.com/shtetl/zmanim-ops/internal/config"
 )
 
@@ -19,15 +20,16 @@ type Job struct {
 	Args     []string      // zops-backup arguments
 	Calendar string        // OnCalendar= of the timer ("" when Every is set)
 	Every    time.Duration // OnUnitActiveSec= of the timer
+	Nice     int           // Nice= of the service: a backup must not take the API's CPU
 }
 
 // BackupJobs returns the box's backup timers for env.
 func BackupJobs(env *config.Env) []Job {
 	return []Job{
-		{Unit: "zops-backup.service", Args: []string{"run"}, Calendar: env.Backup.Schedule},
-		{Unit: "zops-backup-verify.service", Args: []string{"verify"}, Calendar: env.Backup.VerifySchedule},
-		{Unit: "zops-basebackup.service", Args: []string{"base"}, Calendar: env.Backup.BaseBackupDay + " *-*-* 02:00:00 UTC"},
-		{Unit: "zops-wal-ship.service", Args: []string{"wal"}, Every: env.Backup.WALInterval.D()},
+		{Unit: "zops-backup.service", Args: []string{"run"}, Calendar: env.Backup.Schedule, Nice: 10},
+		{Unit: "zops-backup-verify.service", Args: []string{"verify"}, Calendar: env.Backup.VerifySchedule, Nice: 15},
+		{Unit: "zops-basebackup.service", Args: []string{"base"}, Calendar: env.Backup.BaseBackupDay + " *-*-* 02:00:00 UTC", Nice: 10},
+		{Unit: "zops-wal-ship.service", Args: []string{"wal"}, Every: env.Backup.WALInterval.D(), Nice: 10},
 	}
 }
 
@@ -75,18 +77,22 @@ func schedule(ctx context.Context, bin string, jobs []Job, logf *os.File, log *s
 					return
 				case <-time.After(time.Until(next)):
 				}
-				if err := runJob(ctx, bin, j.Args, logf); err != nil && ctx.Err() == nil {
+				if err := runJob(ctx, bin, j.Args, j.Nice, logf); err != nil && ctx.Err() == nil {
 					log.Error("backup job failed", "unit", j.Unit, "err", err.Error())
-					_ = runJob(ctx, bin, []string{"notify", j.Unit}, logf)
+					_ = runJob(ctx, bin, []string{"notify", j.Unit}, 0, logf)
 				}
 			}
 		}(j)
 	}
 }
 
-func runJob(ctx context.Context, bin string, args []string, logf *os.File) error {
+// runJob runs zops-backup with args at nice (the unit's Nice=) and waits for it.
+func runJob(ctx context.Context, bin string, args []string, nice int, logf *os.File) error {
 	fmt.Fprintf(logf, "---- %s zops-backup %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	return cmd.Run()
+	if err := box.StartAtNice(nice, cmd.Start); err != nil {
+		return err
+	}
+	return cmd.Wait()
 }
