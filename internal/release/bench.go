@@ -192,6 +192,16 @@ func benchOne(ctx context.Context, o BenchOptions, rel Options, runIdx int) (Ben
 			}
 		}
 	}
+	var timeline []string
+	if rep != nil && !swapFrom.IsZero() {
+		for _, s := range rep.Summary.Steps {
+			if !s.Start.IsZero() && s.Start.Add(s.Duration).After(swapFrom.Add(-time.Second)) {
+				name, _, _ := strings.Cut(s.Step, " ")
+				timeline = append(timeline, fmt.Sprintf("%s %+.2f..%+.2fs", name, s.Start.Sub(swapFrom).Seconds(), s.Start.Add(s.Duration).Sub(swapFrom).Seconds()))
+			}
+		}
+		timeline = append(timeline, fmt.Sprintf("done %+.2fs", relEnd.Sub(swapFrom).Seconds()))
+	}
 	select {
 	case <-time.After(o.After):
 	case <-ctx.Done():
@@ -264,6 +274,7 @@ func benchOne(ctx context.Context, o BenchOptions, rel Options, runIdx int) (Ben
 	}
 	fmt.Fprintf(o.Out, "load: p99 ms per %s around the deploy step (seconds from its start, which is %+.2fs into the release): %s\n",
 		group, swapFrom.Sub(relStart).Seconds(), strings.Join(swapTrace, " "))
+	fmt.Fprintf(o.Out, "load: release steps (seconds from the deploy step's start): %s\n", strings.Join(timeline, ", "))
 	fmt.Fprintf(o.Out, "load: slowest requests from the deploy step to 1 s after it (sent at seconds from its start): %s\n", slow.around(swapFrom, swapFrom, swapTo, 12))
 	if len(failedAt) > 0 {
 		fmt.Fprintf(o.Out, "load: failures by window (seconds from the release start): %s\n", strings.Join(failedAt, " "))
