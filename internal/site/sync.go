@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -264,7 +265,7 @@ func syncLocked(ctx context.Context, o Options) (*Summary, *Plan, error) {
 	}
 	// Assets before pages: a page must never be live before what it references.
 	for _, phase := range [][]Upload{plan.Assets, plan.Pages} {
-		if err := pool(ctx, o.Concurrency, phase, put); err != nil {
+		if err := pool(ctx, o.Concurrency, spreadByDir(phase), put); err != nil {
 			prog.stop()
 			return sum, plan, fmt.Errorf("upload: %w; the site still serves the previous deploy's pages (pages are uploaded only after every asset), run the sync again to finish", err)
 		}
@@ -324,6 +325,39 @@ func syncLocked(ctx context.Context, o Options) (*Summary, *Plan, error) {
 	sum.Duration = time.Since(start)
 	fmt.Fprintln(o.Out, sum)
 	return sum, plan, nil
+}
+
+// spreadByDir orders uploads round-robin over their keys' directories, keeping the order
+// within each. A filesystem-backed S3 server (versitygw, MinIO) creates an object's file in
+// the directory its key names, and creations in one directory take that directory's lock
+// one at a time: a Next.js export keeps most of its files in a few directories, and uploads
+// in key order had every worker waiting on the same one. S3 itself does not care.
+func spreadByDir(us []Upload) []Upload {
+	if len(us) < 2 {
+		return us
+	}
+	var dirs []string
+	by := map[string][]Upload{}
+	for _, u := range us {
+		d := path.Dir(u.File.Key)
+		if _, ok := by[d]; !ok {
+			dirs = append(dirs, d)
+		}
+		by[d] = append(by[d], u)
+	}
+	if len(dirs) == 1 {
+		return us
+	}
+	out := make([]Upload, 0, len(us))
+	for len(out) < len(us) {
+		for _, d := range dirs {
+			if q := by[d]; len(q) > 0 {
+				out = append(out, q[0])
+				by[d] = q[1:]
+			}
+		}
+	}
+	return out
 }
 
 func putFile(ctx context.Context, s Store, u Upload) (string, error) {

@@ -286,3 +286,26 @@ func TestConflicts(t *testing.T) {
 		t.Fatalf("conflicts = %v", got)
 	}
 }
+
+func TestSpreadByDirAlternatesDirectoriesAndKeepsEveryUpload(t *testing.T) {
+	t.Parallel()
+	keys := []string{"_next/static/chunks/a.js", "_next/static/chunks/b.js", "_next/static/chunks/c.js",
+		"_next/static/css/x.css", "img/1.png", "img/2.png", "robots.txt"}
+	var in []Upload
+	for _, k := range keys {
+		in = append(in, Upload{File: LocalFile{Key: k}})
+	}
+	got := spreadByDir(in)
+	var order []string
+	for _, u := range got {
+		order = append(order, u.File.Key)
+	}
+	want := []string{"_next/static/chunks/a.js", "_next/static/css/x.css", "img/1.png", "robots.txt",
+		"_next/static/chunks/b.js", "img/2.png", "_next/static/chunks/c.js"}
+	if !slices.Equal(order, want) {
+		t.Errorf("order = %v\nwant    %v", order, want)
+	}
+	if one := spreadByDir(in[:3]); !slices.Equal(one, in[:3]) {
+		t.Errorf("one directory: order changed to %v", one)
+	}
+}
