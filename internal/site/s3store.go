@@ -66,6 +66,11 @@ type S3Store struct {
 	bucket   string
 	requests *Requests
 	optFns   []func(*s3.Options)
+	hc       *awshttp.BuildableClient
+
+	directOnce sync.Once
+	direct     *directPut // nil: every PUT through the SDK (see directPut)
+	noDirect   bool
 }
 
 var _ Store = (*S3Store)(nil)
@@ -88,6 +93,7 @@ func NewS3Store(client *s3.Client, bucket string, concurrency int, requests *Req
 		client:   client,
 		bucket:   bucket,
 		requests: requests,
+		hc:       hc,
 		optFns: []func(*s3.Options){func(o *s3.Options) {
 			o.HTTPClient = hc
 			o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
@@ -164,6 +170,18 @@ func (s *S3Store) Head(ctx context.Context, key string) (Head, error) {
 // the SDK does not read the body a second time, and the server rejects a body that changed
 // on disk in between.
 func (s *S3Store) Put(ctx context.Context, o Object) (string, error) {
+	if o.SHA256 != "" && !s.noDirect {
+		s.directOnce.Do(func() {
+			s.direct = newDirectPut(ctx, s.client, s.bucket, s.hc, func() { s.requests.add("PutObject") })
+		})
+		if s.direct != nil {
+			etag, err := s.direct.put(ctx, o)
+			if err != nil {
+				return "", s.wrap("put", o.Key, err)
+			}
+			return etag, nil
+		}
+	}
 	in := &s3.PutObjectInput{
 		Bucket:        aws.String(s.bucket),
 		Key:           aws.String(o.Key),
