@@ -5,6 +5,9 @@
 //	                                  API (internal/box): restart on failure, zero-downtime reload
 //	zops-box reload [--root /]        ExecReload=: start the binary `current` points to on the same
 //	                                  socket, wait for READY=1, stop the old one
+//	zops-box install [flags] VERSION  the release's stage step over SSM Run Command, at nice 10:
+//	                                  download VERSION, verify it and install it side by side while
+//	                                  the current release serves; nothing switches
 //	zops-box deploy [flags] VERSION   called by `mage release` over SSM Run Command: download VERSION
 //	                                  from the releases bucket, verify its sha256 and ELF machine,
 //	                                  install side by side, swap `current`, reload, health gate,
@@ -60,7 +63,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: zops-box run|reload|deploy VERSION|status|logs|firstboot|--version")
+		return errors.New("usage: zops-box run|reload|install VERSION|deploy VERSION|status|logs|firstboot|--version")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -131,8 +134,19 @@ func run(args []string) error {
 			return errors.New("usage: zops-box deploy --bucket BUCKET VERSION")
 		}
 		return deploy(ctx, *root, *bucket, *region, *binary, *healthURL, *envFile, *timeout, *keep, *fence, fs.Arg(0))
+	case "install":
+		bucket := fs.String("bucket", "", "releases bucket")
+		region := fs.String("region", "", "AWS region (default: from the instance)")
+		binary := fs.String("binary", "zmanim-api", "installed binary name")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 || *bucket == "" {
+			return errors.New("usage: zops-box install --bucket BUCKET VERSION (download, verify and install side by side; no switch)")
+		}
+		return install(ctx, *root, *bucket, *region, *binary, fs.Arg(0))
 	default:
-		return fmt.Errorf("unknown command %q: run, reload, deploy, status, logs, firstboot", cmd)
+		return fmt.Errorf("unknown command %q: run, reload, install, deploy, status, logs, firstboot", cmd)
 	}
 }
 
@@ -215,14 +229,42 @@ func sdNotify(state string) {
 	_, _ = c.Write([]byte(state))
 }
 
-func deploy(ctx context.Context, root, bucket, region, binary, healthURL, envFile string, timeout time.Duration, keep int, fence int64, v string) error {
+// releaseStore is the releases bucket, with the instance's credentials and region (or --region).
+func releaseStore(ctx context.Context, bucket, region string) (*onbox.S3Store, error) {
 	var opts []func(*awsconfig.LoadOptions) error
 	if region != "" {
 		opts = append(opts, awsconfig.WithRegion(region))
 	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return fmt.Errorf("aws config: %w", err)
+		return nil, fmt.Errorf("aws config: %w", err)
+	}
+	return &onbox.S3Store{Client: s3.NewFromConfig(cfg), Name: bucket}, nil
+}
+
+// install is the release's stage step on the box: the version's binary downloaded, its
+// sha256 and ELF header checked, and written side by side under releases/, while the
+// current one keeps serving. The deploy that follows finds it installed and only switches.
+func install(ctx context.Context, root, bucket, region, binary, v string) error {
+	if err := box.SetNice(os.Getpid(), box.StartNice); err != nil {
+		fmt.Fprintf(os.Stderr, "zops-box: could not lower the install's priority (it runs at the API's): %v\n", err)
+	}
+	st, err := releaseStore(ctx, bucket, region)
+	if err != nil {
+		return err
+	}
+	a := &onbox.Agent{Root: root, Binary: binary, Arch: runtime.GOARCH, Store: st, Out: os.Stdout}
+	if err := a.Install(ctx, v); err != nil {
+		return err
+	}
+	fmt.Printf("installed %s (not serving yet)\n", v)
+	return nil
+}
+
+func deploy(ctx context.Context, root, bucket, region, binary, healthURL, envFile string, timeout time.Duration, keep int, fence int64, v string) error {
+	st, err := releaseStore(ctx, bucket, region)
+	if err != nil {
+		return err
 	}
 	hdr := http.Header{}
 	if env, err := onbox.ReadEnvFile(filepath.Join(root, envFile)); err == nil && env["ZMANIM_ORIGIN_VERIFY_SECRET"] != "" {
@@ -233,8 +275,7 @@ func deploy(ctx context.Context, root, bucket, region, binary, healthURL, envFil
 		hdr.Set(name, env["ZMANIM_ORIGIN_VERIFY_SECRET"])
 	}
 	a := &onbox.Agent{
-		Root: root, Binary: binary, Arch: runtime.GOARCH,
-		Store:      &onbox.S3Store{Client: s3.NewFromConfig(cfg), Name: bucket},
+		Root: root, Binary: binary, Arch: runtime.GOARCH, Store: st,
 		Supervisor: controlClient(root), HealthURL: healthURL, HealthHeader: hdr, HealthTimeout: timeout,
 		Keep: keep, Out: os.Stdout, Fence: fence,
 	}

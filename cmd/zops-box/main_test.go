@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -161,5 +162,42 @@ func TestRunExitsWhenSupervisorGivesUp(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		_ = run.Process.Kill()
 		t.Fatalf("zops-box run still running after its API failed past the start limit:\n%s", out.String())
+	}
+}
+
+func TestInstallNeedsABucketAndAVersion(t *testing.T) {
+	for _, args := range [][]string{{"install"}, {"install", "v1"}, {"install", "--bucket", "b"}} {
+		err := run(args)
+		if err == nil || !strings.Contains(err.Error(), "usage: zops-box install --bucket BUCKET VERSION") {
+			t.Errorf("run %v = %v", args, err)
+		}
+	}
+}
+
+// `zops-box install` runs beside the API serving: it lowers every thread of its own to
+// nice 10 before downloading (this test process is lowered with it).
+func TestInstallLowersItsPriority(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "k")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "s")
+	t.Setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1")
+	t.Setenv("AWS_MAX_ATTEMPTS", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := install(ctx, t.TempDir(), "b", "eu-west-1", "zmanim-api", "v1"); err == nil {
+		t.Fatal("install succeeded with no S3 server")
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		if f[16] != "10" {
+			t.Errorf("thread %s at nice %s, want 10", task.Name(), f[16])
+		}
 	}
 }

@@ -70,6 +70,11 @@ func startLow(nice int, start func() error) error {
 	return <-errc
 }
 
+// SetNice sets every thread of process pid to nice; threads it creates later inherit it
+// (`zops-box install` lowers itself this way, so a release's download and hashing on the box
+// yield to the API serving).
+func SetNice(pid, nice int) error { return setNice(pid, nice) }
+
 // setNice sets every thread of process pid to nice; threads it creates later inherit it.
 func setNice(pid, nice int) error {
 	tasks, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))

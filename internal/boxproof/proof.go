@@ -571,8 +571,17 @@ func (p *proof) deploy(ctx context.Context) error {
 	}
 	time.Sleep(time.Second) // load before the switch
 	s3url := fmt.Sprintf("http://%s:%d", hostAddr, p.o.Env.Twin.Ports.S3)
-	out, err := p.m.Exec(ctx, "env", "AWS_ACCESS_KEY_ID="+p.sec.S3AccessKey, "AWS_SECRET_ACCESS_KEY="+p.sec.S3SecretKey, "AWS_ENDPOINT_URL_S3="+s3url,
-		boxspec.ZopsBox, "deploy", "--bucket", releasesBucket, "--region", p.o.Env.Region, p.v2)
+	creds := []string{"env", "AWS_ACCESS_KEY_ID=" + p.sec.S3AccessKey, "AWS_SECRET_ACCESS_KEY=" + p.sec.S3SecretKey, "AWS_ENDPOINT_URL_S3=" + s3url}
+	// The release's stage step, as `mage release` sends it over Run Command: the new version
+	// installed side by side while the current one serves; the deploy then only switches.
+	inst, err := p.m.Exec(ctx, append(creds, boxspec.InstallArgv(releasesBucket, p.o.Env.Region, p.v2)...)...)
+	if err != nil {
+		stopLoad()
+		wg.Wait()
+		return fmt.Errorf("zops-box install: %w", err)
+	}
+	p.logf("deploy: zops-box install %s inside the box: %s", p.v2, strings.TrimSpace(lastLine(inst)))
+	out, err := p.m.Exec(ctx, append(creds, boxspec.ZopsBox, "deploy", "--bucket", releasesBucket, "--region", p.o.Env.Region, p.v2)...)
 	time.Sleep(time.Second) // load after the switch
 	stopLoad()
 	wg.Wait()
@@ -588,6 +597,9 @@ func (p *proof) deploy(ctx context.Context) error {
 	}
 	if herr != nil || v != p.v2 {
 		return fmt.Errorf("after deploy /health reports %q (%v), want %s", v, herr, p.v2)
+	}
+	if !strings.Contains(out, "already installed") {
+		return fmt.Errorf("zops-box deploy installed %s again after zops-box install had:\n%s", p.v2, out)
 	}
 	return nil
 }

@@ -258,3 +258,15 @@ func shellQuote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// InstallArgv is the release's stage step on the box: `zops-box install`, which lowers itself
+// to nice 10 so that downloading and hashing the next release takes no CPU from the API
+// serving. `mage release` sends it over SSM Run Command; the box proof runs it inside the
+// booted image.
+func InstallArgv(bucket, region, version string) []string {
+	argv := []string{ZopsBox, "install", "--bucket", bucket}
+	if region != "" {
+		argv = append(argv, "--region", region)
+	}
+	return append(argv, version)
+}

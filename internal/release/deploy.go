@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/awsx"
+	"github.com/shtetl/zmanim-ops/internal/boxspec"
 	"github.com/shtetl/zmanim-ops/internal/awsx/ec2x"
 	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
@@ -106,7 +107,7 @@ func (l *LocalDeployer) Deploy(ctx context.Context, version string) (onbox.Outco
 }
 
 // ZopsBox is where the agent is installed on the box (deploy/systemd).
-const ZopsBox = "/opt/zmanim/bin/zops-box"
+const ZopsBox = boxspec.ZopsBox
 
 // SSMDeployer runs `zops-box deploy VERSION` on the production box with SSM Run Command
 // (document AWS-RunShellScript) and waits for it, printing the command's output. The
@@ -166,6 +167,43 @@ func (s *SSMDeployer) Command(version string) string {
 	}
 	return cmd + " " + shellQuote(version)
 }
+
+// InstallCommand is the stage step's shell command (boxspec.InstallArgv).
+func (s *SSMDeployer) InstallCommand(version string) string {
+	argv := boxspec.InstallArgv(s.Bucket, s.Region, version)
+	for i, a := range argv {
+		if i > 1 && !strings.HasPrefix(a, "--") { // the values: bucket, region, version
+			argv[i] = shellQuote(a)
+		}
+	}
+	return strings.Join(argv, " ")
+}
+
+// Stage installs version on the box ahead of the deploy (Stager): one Run Command of
+// `zops-box install`. A failure leaves the serving release untouched.
+func (s *SSMDeployer) Stage(ctx context.Context, version string) error {
+	id, err := s.instance(ctx)
+	if err != nil {
+		return err
+	}
+	rc := &awsx.RunCommand{SSM: s.SSM, Poll: s.Poll}
+	cmd := s.InstallCommand(version)
+	inv, err := rc.Run(ctx, awsx.Command{InstanceID: id, Commands: []string{cmd}, Comment: s.Comment, Timeout: onbox.DownloadBudget + time.Minute},
+		func(cmdID string) { fmt.Fprintf(s.out(), "  ssm command %s on %s: %s\n", cmdID, id, cmd) })
+	if inv.Stdout != "" {
+		fmt.Fprintln(s.out(), indent(inv.Stdout))
+	}
+	if err != nil {
+		detail := ""
+		if inv.Stderr != "" {
+			detail = ":\n" + indent(inv.Stderr)
+		}
+		return fmt.Errorf("%w: ssm command %s on %s: %s (exit %d)%s: %w", ErrRemote, inv.CommandID, id, inv.Status, inv.ResponseCode, detail, err)
+	}
+	return nil
+}
+
+var _ Stager = (*SSMDeployer)(nil)
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 

@@ -184,3 +184,39 @@ func TestSSMDeployerPollingFailureIsAnUnknownOutcome(t *testing.T) {
 		t.Fatalf("Deploy = %v (state %s), want ErrOutcomeUnknown", err, dep.State())
 	}
 }
+
+// The stage step on the production path: `zops-box install` over Run Command, at low
+// priority, before the deploy command; a failure names the box's error and switches nothing.
+func TestSSMDeployerStagesWithZopsBoxInstall(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		final map[string]any
+		err   string
+	}{
+		{"installed", map[string]any{"Status": "Success", "ResponseCode": 0, "StandardOutputContent": "installed v2 (not serving yet)\n"}, ""},
+		{"refused", map[string]any{"Status": "Failed", "ResponseCode": 1, "StandardErrorContent": "zops-box: sha256 mismatch for zmanim-api"}, "sha256 mismatch"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeSSM{final: tc.final, inFlight: 1}
+			srv := httptest.NewServer(f)
+			defer srv.Close()
+			var out bytes.Buffer
+			d := &SSMDeployer{SSM: ssm.NewFromConfig(sdkConfig(srv.URL)), InstanceID: "i-0abc", Bucket: "zmanim-releases-prod", Region: "eu-west-1", Poll: time.Millisecond, Out: &out}
+			var st Stager = d
+			err := st.Stage(context.Background(), "v2")
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !errors.Is(err, ErrRemote) || !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("Stage = %v, want %q", err, tc.err)
+			}
+			params := jsonOf(f.sent["Parameters"])
+			if !strings.Contains(params, `/opt/zmanim/bin/zops-box install --bucket 'zmanim-releases-prod' --region 'eu-west-1' 'v2'`) {
+				t.Fatalf("command %s", params)
+			}
+			if tc.err == "" && !strings.Contains(out.String(), "installed v2") {
+				t.Errorf("the box's output was not shown: %q", out.String())
+			}
+		})
+	}
+	if skip, _ := (&Stage{Deployer: &SSMDeployer{}}).Skip(context.Background()); skip {
+		t.Error("the stage step is skipped on the SSM path")
+	}
+}

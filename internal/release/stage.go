@@ -24,10 +24,10 @@ func (s *Stage) String() string {
 	return "install on " + s.Deployer.Where() + " ahead of the switch (download, sha256, ELF check)"
 }
 
-// Skip skips deployers that install as part of their deploy (one SSM command on the box).
+// Skip skips deployers that cannot install ahead (their deploy installs).
 func (s *Stage) Skip(context.Context) (bool, string) {
 	if _, ok := s.Deployer.(Stager); !ok {
-		return true, "the deploy step installs it (one command on the box)"
+		return true, "the deploy step installs it"
 	}
 	return false, ""
 }
