@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/shtetl/zmanim-ops/internal/awsx"
-	"github.com/shtetl/zmanim-ops/internal/boxspec"
 	"github.com/shtetl/zmanim-ops/internal/awsx/ec2x"
+	"github.com/shtetl/zmanim-ops/internal/boxspec"
 	"github.com/shtetl/zmanim-ops/internal/onbox"
 )
 
