@@ -353,7 +353,16 @@ func (s *Supervisor) spawn(ctx context.Context) (*child, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notify socket: %w", err)
 	}
-	defer func() { nconn.Close(); os.Remove(sock) }()
+	// The socket lives as long as the process: it reports READY=1 on it, and STOPPING=1 when
+	// it drains at the next release (systemd's socket never goes away; a process that found
+	// this one gone would log a failed sd_notify at every release).
+	closeNotify := func() { nconn.Close(); os.Remove(sock) }
+	started := false
+	defer func() {
+		if !started {
+			closeNotify()
+		}
+	}()
 
 	version := filepath.Base(filepath.Dir(bin))
 	cmd := exec.Command(bin, s.opts.Args...)
@@ -399,23 +408,25 @@ func (s *Supervisor) spawn(ctx context.Context) (*child, error) {
 			fmt.Fprintln(s.opts.Journal, tag+line)
 		}
 	}()
+	started = true
 	go func() {
 		<-copied
 		c.exitErr = cmd.Wait()
+		closeNotify()
 		close(c.done)
 	}()
 	ready := make(chan struct{})
 	go func() {
 		buf := make([]byte, 4096)
+		var once sync.Once
 		for {
 			n, _, err := nconn.ReadFromUnix(buf)
 			if err != nil {
-				return
+				return // closed when the process exited
 			}
 			for _, l := range strings.Split(string(buf[:n]), "\n") {
 				if l == "READY=1" {
-					close(ready)
-					return
+					once.Do(func() { close(ready) })
 				}
 			}
 		}

@@ -247,6 +247,19 @@ func TestReloadHandsOverWithoutRefusedConnections(t *testing.T) {
 		t.Fatalf("load too small to mean anything: %d ok, versions %v", l.ok.Load(), l.versions)
 	}
 	t.Logf("%d requests, 0 failed, versions seen %v", l.ok.Load(), l.versions)
+	// Each old process reported STOPPING=1 when it drained: its notify socket was still there.
+	var stopping int
+	for _, line := range b.sup.Logs(1000) {
+		if strings.Contains(line, "sd_notify") {
+			t.Errorf("a draining process could not notify: %s", line)
+		}
+		if strings.Contains(line, `"msg":"draining"`) {
+			stopping++
+		}
+	}
+	if stopping < 4 {
+		t.Errorf("%d processes drained, want 4", stopping)
+	}
 }
 
 func TestFailedStartKeepsOldProcess(t *testing.T) {

@@ -102,6 +102,9 @@ func serve() error {
 	// supervisor, so new connections queue for the new process), answer what was already
 	// accepted with Connection: close during a short lame-duck period, then shut down.
 	// Shutdown alone drops a just-accepted connection whose request it has not read yet.
+	if err := notify("STOPPING=1"); err != nil {
+		fmt.Printf(`{"level":"WARN","msg":"sd_notify","err":%q}`+"\n", err.Error())
+	}
 	fmt.Printf(`{"level":"INFO","msg":"draining","version":%q}`+"\n", version)
 	ln.Close()
 	srv.SetKeepAlivesEnabled(false)
@@ -111,15 +114,16 @@ func serve() error {
 	return srv.Shutdown(ctx)
 }
 
-func notify(state string) {
+func notify(state string) error {
 	p := os.Getenv("NOTIFY_SOCKET")
 	if p == "" {
-		return
+		return nil
 	}
 	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: p, Net: "unixgram"})
 	if err != nil {
-		return
+		return err
 	}
 	defer c.Close()
-	_, _ = c.Write([]byte(state))
+	_, err = c.Write([]byte(state))
+	return err
 }
