@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -344,6 +345,14 @@ func (t *Twin) PGURL(db string) string {
 // AppPGURL is the API's URL (role zmanim, database zmanim).
 func (t *Twin) AppPGURL() string {
 	return fmt.Sprintf("postgres://zmanim:%s@%s/zmanim?sslmode=disable", t.sec.PGPassword, t.addr(t.env.Twin.Ports.Postgres))
+}
+
+// AppPGSocketURL is the API's connection on the twin's box, as on the real one
+// (boxspec.APIDatabaseURL): PostgreSQL's unix socket, no password (trust here, peer on the
+// box). Over TCP every new connection paid SCRAM's key derivation on both sides, which the
+// box never does, at each release's connection warm-up.
+func (t *Twin) AppPGSocketURL() string {
+	return fmt.Sprintf("postgres://zmanim@/zmanim?host=%s&port=%d&sslmode=disable", url.QueryEscape(filepath.Join(t.pgDir(), "run")), t.env.Twin.Ports.Postgres)
 }
 
 func (t *Twin) stopPostgres(ctx context.Context) error {

@@ -156,7 +156,7 @@ ZMANIM_JWT_ISSUER=%s
 ZMANIM_JWT_AUDIENCE=%s
 ZMANIM_ORIGIN_VERIFY_HEADER=%s
 ZMANIM_ORIGIN_VERIFY_SECRET=%s
-`, t.AppPGURL(), t.addr(t.env.Twin.Ports.Redis), t.env.API.Authorizers[config.AuthorizerJWT].JWKS(),
+`, t.AppPGSocketURL(), t.addr(t.env.Twin.Ports.Redis), t.env.API.Authorizers[config.AuthorizerJWT].JWKS(),
 		t.env.API.Authorizers[config.AuthorizerJWT].Issuer, t.env.API.Authorizers[config.AuthorizerJWT].Audience[0],
 		t.env.API.OriginVerifyHeader, t.sec.OriginVerify)
 	for _, kv := range t.opts.APIEnv { // test hooks, e.g. ZMANIM_FAIL_IF_VERSION=v9
