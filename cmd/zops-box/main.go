@@ -138,13 +138,14 @@ func run(args []string) error {
 		bucket := fs.String("bucket", "", "releases bucket")
 		region := fs.String("region", "", "AWS region (default: from the instance)")
 		binary := fs.String("binary", "zmanim-api", "installed binary name")
+		keep := fs.Int("keep", 10, "installed releases to keep (the serving one and the new one never go)")
 		if err := fs.Parse(rest); err != nil {
 			return err
 		}
 		if fs.NArg() != 1 || *bucket == "" {
 			return errors.New("usage: zops-box install --bucket BUCKET VERSION (download, verify and install side by side; no switch)")
 		}
-		return install(ctx, *root, *bucket, *region, *binary, fs.Arg(0))
+		return install(ctx, *root, *bucket, *region, *binary, *keep, fs.Arg(0))
 	default:
 		return fmt.Errorf("unknown command %q: run, reload, install, deploy, status, logs, firstboot", cmd)
 	}
@@ -245,7 +246,7 @@ func releaseStore(ctx context.Context, bucket, region string) (*onbox.S3Store, e
 // install is the release's stage step on the box: the version's binary downloaded, its
 // sha256 and ELF header checked, and written side by side under releases/, while the
 // current one keeps serving. The deploy that follows finds it installed and only switches.
-func install(ctx context.Context, root, bucket, region, binary, v string) error {
+func install(ctx context.Context, root, bucket, region, binary string, keep int, v string) error {
 	if err := box.SetNice(os.Getpid(), box.StartNice); err != nil {
 		fmt.Fprintf(os.Stderr, "zops-box: could not lower the install's priority (it runs at the API's): %v\n", err)
 	}
@@ -253,9 +254,12 @@ func install(ctx context.Context, root, bucket, region, binary, v string) error 
 	if err != nil {
 		return err
 	}
-	a := &onbox.Agent{Root: root, Binary: binary, Arch: runtime.GOARCH, Store: st, Out: os.Stdout}
+	a := &onbox.Agent{Root: root, Binary: binary, Arch: runtime.GOARCH, Store: st, Out: os.Stdout, Keep: keep}
 	if err := a.Install(ctx, v); err != nil {
 		return err
+	}
+	if removed, err := a.Prune(v); err == nil && len(removed) > 0 {
+		fmt.Printf("removed old installs: %v\n", removed)
 	}
 	fmt.Printf("installed %s (not serving yet)\n", v)
 	return nil

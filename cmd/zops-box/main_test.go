@@ -183,7 +183,7 @@ func TestInstallLowersItsPriority(t *testing.T) {
 	t.Setenv("AWS_MAX_ATTEMPTS", "1")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := install(ctx, t.TempDir(), "b", "eu-west-1", "zmanim-api", "v1"); err == nil {
+	if err := install(ctx, t.TempDir(), "b", "eu-west-1", "zmanim-api", 10, "v1"); err == nil {
 		t.Fatal("install succeeded with no S3 server")
 	}
 	tasks, err := os.ReadDir("/proc/self/task")

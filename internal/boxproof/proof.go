@@ -574,7 +574,7 @@ func (p *proof) deploy(ctx context.Context) error {
 	creds := []string{"env", "AWS_ACCESS_KEY_ID=" + p.sec.S3AccessKey, "AWS_SECRET_ACCESS_KEY=" + p.sec.S3SecretKey, "AWS_ENDPOINT_URL_S3=" + s3url}
 	// The release's stage step, as `mage release` sends it over Run Command: the new version
 	// installed side by side while the current one serves; the deploy then only switches.
-	inst, err := p.m.Exec(ctx, append(creds, boxspec.InstallArgv(releasesBucket, p.o.Env.Region, p.v2)...)...)
+	inst, err := p.m.Exec(ctx, append(creds, boxspec.InstallArgv(releasesBucket, p.o.Env.Region, 10, p.v2)...)...)
 	if err != nil {
 		stopLoad()
 		wg.Wait()

@@ -12,6 +12,7 @@ package boxspec
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -261,12 +262,15 @@ func shellQuote(s string) string {
 
 // InstallArgv is the release's stage step on the box: `zops-box install`, which lowers itself
 // to nice 10 so that downloading and hashing the next release takes no CPU from the API
-// serving. `mage release` sends it over SSM Run Command; the box proof runs it inside the
-// booted image.
-func InstallArgv(bucket, region, version string) []string {
+// serving, then prunes installs beyond keep (never the serving one or the new one).
+// `mage release` sends it over SSM Run Command; the box proof runs it inside the booted image.
+func InstallArgv(bucket, region string, keep int, version string) []string {
 	argv := []string{ZopsBox, "install", "--bucket", bucket}
 	if region != "" {
 		argv = append(argv, "--region", region)
+	}
+	if keep > 0 {
+		argv = append(argv, "--keep", strconv.Itoa(keep))
 	}
 	return append(argv, version)
 }

@@ -170,9 +170,9 @@ func (s *SSMDeployer) Command(version string) string {
 
 // InstallCommand is the stage step's shell command (boxspec.InstallArgv).
 func (s *SSMDeployer) InstallCommand(version string) string {
-	argv := boxspec.InstallArgv(s.Bucket, s.Region, version)
+	argv := boxspec.InstallArgv(s.Bucket, s.Region, s.Keep, version)
 	for i, a := range argv {
-		if i > 1 && !strings.HasPrefix(a, "--") { // the values: bucket, region, version
+		if i > 1 && !strings.HasPrefix(a, "--") && argv[i-1] != "--keep" { // the values: bucket, region, version
 			argv[i] = shellQuote(a)
 		}
 	}

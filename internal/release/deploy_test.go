@@ -201,14 +201,14 @@ func TestSSMDeployerStagesWithZopsBoxInstall(t *testing.T) {
 			srv := httptest.NewServer(f)
 			defer srv.Close()
 			var out bytes.Buffer
-			d := &SSMDeployer{SSM: ssm.NewFromConfig(sdkConfig(srv.URL)), InstanceID: "i-0abc", Bucket: "zmanim-releases-prod", Region: "eu-west-1", Poll: time.Millisecond, Out: &out}
+			d := &SSMDeployer{SSM: ssm.NewFromConfig(sdkConfig(srv.URL)), InstanceID: "i-0abc", Bucket: "zmanim-releases-prod", Region: "eu-west-1", Keep: 10, Poll: time.Millisecond, Out: &out}
 			var st Stager = d
 			err := st.Stage(context.Background(), "v2")
 			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !errors.Is(err, ErrRemote) || !strings.Contains(err.Error(), tc.err)) {
 				t.Fatalf("Stage = %v, want %q", err, tc.err)
 			}
 			params := jsonOf(f.sent["Parameters"])
-			if !strings.Contains(params, `/opt/zmanim/bin/zops-box install --bucket 'zmanim-releases-prod' --region 'eu-west-1' 'v2'`) {
+			if !strings.Contains(params, `/opt/zmanim/bin/zops-box install --bucket 'zmanim-releases-prod' --region 'eu-west-1' --keep 10 'v2'`) {
 				t.Fatalf("command %s", params)
 			}
 			if tc.err == "" && !strings.Contains(out.String(), "installed v2") {

@@ -302,11 +302,12 @@ func (r *Retention) Skip(ctx context.Context) (bool, string) {
 	return false, ""
 }
 
-// Run deletes. It runs after the switch, so a failure is a warning: the release serves, and
-// the next release prunes again.
+// Run deletes. A failure is only a warning: housekeeping never stops a release (it runs
+// before the switch, so that nothing but the switch runs around it), and the next release
+// prunes again.
 func (r *Retention) Run(ctx context.Context) error {
 	if err := r.prune(ctx); err != nil && r.Out != nil {
-		fmt.Fprintf(r.Out, "  ! retention failed (the release serves; the next one prunes again): %v\n", err)
+		fmt.Fprintf(r.Out, "  ! retention failed (the release goes on; the next one prunes again): %v\n", err)
 	}
 	return nil
 }

@@ -221,12 +221,14 @@ func Release(ctx context.Context, o Options) (*Report, error) {
 	}
 	p, rep := Plan(o, src, w.store, w.deployer, w.envFile)
 	fmt.Fprintf(o.Out, "release %s (commit %s of %s, package %s) to %s (%s)\n", src.Version, src.short(), o.API, o.apiPackage(), o.Env.Name, w.deployer.Where())
+	if !o.DryRun {
+		// Housekeeping first, so that nothing but the switch runs around the switch (on the
+		// twin the box shares this machine's CPU and disk): room for this build's directory.
+		pruneDist(filepath.Join(o.Root, ".state", "release", "dist"), max(o.Env.Release.Keep-1, 1))
+	}
 	sum, err := p.Run(ctx)
 	rep.Summary = sum
 	rep.collect()
-	if !o.DryRun {
-		pruneDist(filepath.Join(o.Root, ".state", "release", "dist"), o.Env.Release.Keep)
-	}
 	if !o.DryRun {
 		printReport(o.Out, rep, err)
 	}
@@ -273,9 +275,11 @@ func Plan(o Options, src Source, st onbox.Store, d Deployer, envFile string) (*P
 		lock,  // one release at a time, from here on
 		rec,   // history entry written at the end, whatever happens
 		&Upload{Store: st, Manifest: func() *onbox.Manifest { return pkg.Manifest }, Who: o.Who, Out: o.Out, Box: deploy.State, Guard: lock.Guard}, // immutable, verified, then the pointer (conditional on the lock holder's view; never moved back once the box switched)
-		&Stage{Deployer: d, Version: func() string { return src.Version }},                                                                         // on the box: download, verify, install side by side, before the switch
-		deploy, // on the box: verify, install, swap, reload, health gate, rollback
+		// Bucket retention before the switch: it never deletes the new version, the serving one
+		// or the rollback target, and nothing but the switch then runs around the switch.
 		&Retention{Store: st, Keep: o.Env.Release.Keep, Protect: func() []string { return []string{src.Version} }, Out: o.Out},
+		&Stage{Deployer: d, Version: func() string { return src.Version }}, // on the box: download, verify, install side by side, prune old installs, before the switch
+		deploy, // on the box: verify, install, swap, reload, health gate, rollback
 	}
 	p := &Pipeline{Name: "release " + src.Version, Steps: steps, Out: o.Out, DryRun: o.DryRun}
 	// The report reads the steps' results after the run.

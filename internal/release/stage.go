@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // Stager is a Deployer that can install a version on the box ahead of the switch: download,
@@ -21,7 +22,7 @@ type Stage struct {
 }
 
 func (s *Stage) String() string {
-	return "install on " + s.Deployer.Where() + " ahead of the switch (download, sha256, ELF check)"
+	return "install on " + s.Deployer.Where() + " ahead of the switch (download, sha256, ELF check, prune old installs)"
 }
 
 // Skip skips deployers that cannot install ahead (their deploy installs).
@@ -44,9 +45,17 @@ func (s *Stage) Run(ctx context.Context) error {
 	return nil
 }
 
-// Stage installs version with the agent (the twin: in this process).
+// Stage installs version with the agent (the twin: in this process), then prunes installs
+// beyond release.keep (never the serving one or the new one), so that the deploy after it
+// only switches.
 func (l *LocalDeployer) Stage(ctx context.Context, version string) error {
-	return l.Agent.Install(ctx, version)
+	if err := l.Agent.Install(ctx, version); err != nil {
+		return err
+	}
+	if removed, err := l.Agent.Prune(version); err == nil && len(removed) > 0 && l.Agent.Out != nil {
+		fmt.Fprintf(l.Agent.Out, "  removed old installs: %s\n", strings.Join(removed, ", "))
+	}
+	return nil
 }
 
 var _ Stager = (*LocalDeployer)(nil)
