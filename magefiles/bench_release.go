@@ -17,8 +17,11 @@ import (
 // the same load with two of the binaries and prints its failed requests.
 // Last line: `release: runs=N failed_requests=F p99_ms_steady=S p99_ms_swap_worst=W seconds=T`
 // (F over all runs; S the p99 of all runs' steady windows; W the worst run's p99 from the
-// deploy step's start to 1 s after its end; T the slowest release, build to retention).
-// Goals: failed_requests=0, W at most 2x S, releases under 20 s. Each run adds a bench
+// deploy step's start to 1 s after its end, on 10 ms windows; T the slowest release, build to
+// deploy). Each run prints the p99 per 100 ms around the deploy step, the release's step
+// timeline and its slowest requests, to tell which phase a spike belongs to. The bench's own
+// garbage collector is paused during each run (the load generator shares the process with
+// the release tooling). Goals: failed_requests=0, W at most 2x S, releases under 20 s. Each run adds a bench
 // version to the twin's releases bucket (retention prunes them). Takes 3-5 minutes. Uses a
 // running twin as it is; brings it up only when its edge does not answer.
 //

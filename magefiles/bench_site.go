@@ -21,7 +21,10 @@ import (
 // cli_cold_ratio=E cli_rebuild_ratio=F cli_onechange_ratio=G cli_nochange_ratio=H` (ratios are
 // a time over aws's in the same run; PUTs are counted by our client; cli_* only when timed).
 // Goals: cold <= 0.19, rebuild <= 0.031, one change <= 0.25, no change <= 0.24 for cli_*.
-// Takes 2-3 minutes (aws s3 sync's cold upload dominates).
+// Takes 2-3 minutes (aws s3 sync's cold upload dominates). The generated exports live on
+// /dev/shm when there is one: on this ext4 disk, creating files slows down for a minute or
+// more after thousands were deleted, which taxes the S3 server's uploads in the timed runs
+// (leave 90 s after another bench that deleted buckets).
 //
 // Options (environment):
 //
