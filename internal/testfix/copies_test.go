@@ -12,11 +12,14 @@ import (
 
 // ownServers are tests that talk to a server of their own rather than the twin's, so the
 // fixtures do not apply: the issuer's own handler, a versitygw with IAM users started by the
-// backup-protection test, and the fake SSM Run Command (no emulator implements SendCommand).
+// backup-protection test, the fake SSM Run Command (no emulator implements SendCommand), and
+// the site's direct PUT (a fake S3 that throttles, endpoint resolution with no server, and
+// real S3 behind ZOPS_AWS_ACCEPTANCE; its versitygw tests use the fixtures).
 var ownServers = map[string]bool{
 	"internal/jwtissuer/issuer_test.go": true,
 	"internal/backup/undelete_test.go":  true,
 	"internal/awsx/runcommand_test.go":  true,
+	"internal/site/s3put_test.go":       true,
 }
 
 // TestNoCopiesOfTheFixtures keeps this package the one home of the scratch bucket, the scratch
