@@ -32,9 +32,7 @@ import (
 // Only plain SigV4 endpoints take this path; a bucket whose endpoint wants another auth
 // scheme (S3 Express, multi-region access points) or extra headers keeps the SDK's.
 type directPut struct {
-	hc interface {
-		Do(*http.Request) (*http.Response, error)
-	}
+	rt          http.RoundTripper // the store's transport settings, a pool of its own
 	creds       aws.CredentialsProvider
 	signer      *v4.Signer
 	base        string // the bucket's endpoint: scheme, host and (path-style) /bucket
@@ -45,10 +43,10 @@ type directPut struct {
 }
 
 // newDirectPut resolves bucket's endpoint with client's options; nil when the direct path
-// does not apply (the SDK path is used then).
-func newDirectPut(ctx context.Context, client *s3.Client, bucket string, hc interface {
-	Do(*http.Request) (*http.Response, error)
-}, count func()) *directPut {
+// does not apply (the SDK path is used then). Requests go straight to rt: no redirect is
+// followed (the SDK does not follow S3's either; net/http would turn a redirected PUT into
+// a GET).
+func newDirectPut(ctx context.Context, client *s3.Client, bucket string, rt http.RoundTripper, count func()) *directPut {
 	o := client.Options()
 	if o.EndpointResolverV2 == nil || o.Credentials == nil || o.UseAccelerate || o.UseARNRegion {
 		return nil
@@ -76,24 +74,30 @@ func newDirectPut(ctx context.Context, client *s3.Client, bucket string, hc inte
 		}
 	}
 	return &directPut{
-		hc: hc, creds: o.Credentials, region: region, count: count,
+		rt: rt, creds: o.Credentials, region: region, count: count,
 		base:        strings.TrimSuffix(e.URI.String(), "/"),
 		signer:      v4.NewSigner(func(so *v4.SignerOptions) { so.DisableURIPathEscaping = true }),
 		maxAttempts: 5, maxBackoff: 2 * time.Second,
 	}
 }
 
-// put uploads o (o.SHA256 set) and returns its ETag. Failures the SDK would retry (a
-// connection error, 5xx, 429, SlowDown, RequestTimeout) are retried with jittered
-// exponential backoff; the body is read again from its start each time.
+// put uploads o (o.SHA256 set, o.Body an io.ReaderAt) and returns its ETag. Failures the
+// SDK would retry (a connection error, 5xx, 429, SlowDown, RequestTimeout) are retried with
+// jittered exponential backoff. Each attempt reads the body through a reader of its own
+// (io.ReaderAt), because net/http may still be reading an attempt's body after RoundTrip
+// returned (an early error answer): a shared offset rewound for the retry would race it.
 func (d *directPut) put(ctx context.Context, o Object) (string, error) {
+	ra, ok := o.Body.(io.ReaderAt)
+	if !ok {
+		return "", errors.New("direct put: the body is not an io.ReaderAt")
+	}
 	creds, err := d.creds.Retrieve(ctx)
 	if err != nil {
 		return "", fmt.Errorf("operation error S3: PutObject: credentials: %w", err)
 	}
 	url := d.base + "/" + httpbinding.EscapePath(o.Key, false)
 	for attempt := 1; ; attempt++ {
-		etag, err, retry := d.once(ctx, creds, url, o)
+		etag, err, retry := d.once(ctx, creds, url, o, ra)
 		if err == nil {
 			return etag, nil
 		}
@@ -109,13 +113,10 @@ func (d *directPut) put(ctx context.Context, o Object) (string, error) {
 	}
 }
 
-func (d *directPut) once(ctx context.Context, creds aws.Credentials, url string, o Object) (string, error, bool) {
-	if _, err := o.Body.Seek(0, io.SeekStart); err != nil {
-		return "", err, false
-	}
+func (d *directPut) once(ctx context.Context, creds aws.Credentials, url string, o Object, ra io.ReaderAt) (string, error, bool) {
 	var body io.ReadCloser = http.NoBody
 	if o.Size > 0 {
-		body = io.NopCloser(o.Body)
+		body = io.NopCloser(io.NewSectionReader(ra, 0, o.Size))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, body)
 	if err != nil {
@@ -137,7 +138,7 @@ func (d *directPut) once(ctx context.Context, creds aws.Credentials, url string,
 	if d.count != nil {
 		d.count()
 	}
-	resp, err := d.hc.Do(req)
+	resp, err := d.rt.RoundTrip(req)
 	if err != nil {
 		return "", fmt.Errorf("operation error S3: PutObject: %w", err), ctx.Err() == nil
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -104,6 +105,14 @@ func fakeS3(t *testing.T, answers ...string) (*S3Store, *atomic.Int32) {
 			_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>` + code + `</Code><Message>m</Message></Error>`))
 			return
 		}
+		// The answers above went out without reading the body; this one reads it whole and
+		// checks it against its hash, as S3 does.
+		b, _ := io.ReadAll(r.Body)
+		if sha(string(b)) != r.Header.Get("X-Amz-Content-Sha256") {
+			w.WriteHeader(400)
+			_, _ = w.Write([]byte(`<Error><Code>XAmzContentSHA256Mismatch</Code></Error>`))
+			return
+		}
 		w.Header().Set("ETag", `"abc"`)
 	}))
 	t.Cleanup(srv.Close)
@@ -115,7 +124,8 @@ func fakeS3(t *testing.T, answers ...string) (*S3Store, *atomic.Int32) {
 func TestDirectPutRetriesThrottlingAndServerErrors(t *testing.T) {
 	t.Parallel()
 	st, n := fakeS3(t, "SlowDown", "InternalError")
-	etag, err := st.Put(context.Background(), Object{Key: "k", Body: strings.NewReader("x"), Size: 1, SHA256: sha("x")})
+	body := strings.Repeat("a large body, answered before it was read; ", 50_000)
+	etag, err := st.Put(context.Background(), Object{Key: "k", Body: strings.NewReader(body), Size: int64(len(body)), SHA256: sha(body)})
 	if err != nil || etag != "abc" {
 		t.Fatalf("put = %q, %v; want abc after two retries", etag, err)
 	}
@@ -140,7 +150,9 @@ func TestDirectPutErrorsNameTheProblem(t *testing.T) {
 		}
 	}
 	st, n := fakeS3(t, "SlowDown", "SlowDown", "SlowDown", "SlowDown", "SlowDown", "SlowDown")
-	st.directOnce.Do(func() { st.direct = newDirectPut(context.Background(), st.client, st.bucket, st.hc, nil) })
+	st.directOnce.Do(func() {
+		st.direct = newDirectPut(context.Background(), st.client, st.bucket, st.hc.GetTransport(), nil)
+	})
 	st.direct.maxBackoff = 1
 	_, err := st.Put(context.Background(), Object{Key: "k", Body: strings.NewReader("x"), Size: 1, SHA256: sha("x")})
 	if err == nil || !strings.Contains(err.Error(), "SlowDown") || n.Load() != 5 {

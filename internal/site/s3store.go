@@ -170,9 +170,9 @@ func (s *S3Store) Head(ctx context.Context, key string) (Head, error) {
 // the SDK does not read the body a second time, and the server rejects a body that changed
 // on disk in between.
 func (s *S3Store) Put(ctx context.Context, o Object) (string, error) {
-	if o.SHA256 != "" && !s.noDirect {
+	if _, seekable := o.Body.(io.ReaderAt); o.SHA256 != "" && seekable && !s.noDirect {
 		s.directOnce.Do(func() {
-			s.direct = newDirectPut(ctx, s.client, s.bucket, s.hc, func() { s.requests.add("PutObject") })
+			s.direct = newDirectPut(ctx, s.client, s.bucket, s.hc.GetTransport(), func() { s.requests.add("PutObject") })
 		})
 		if s.direct != nil {
 			etag, err := s.direct.put(ctx, o)
