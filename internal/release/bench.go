@@ -31,7 +31,7 @@ type BenchRun struct {
 	P99Steady   time.Duration // p99 before the release started
 	P99Swap     time.Duration // p99 from the deploy step's start to 1 s after its end
 	P99Release  time.Duration // p99 over the whole release, build to retention (the twin shares its CPU with the tooling)
-	Seconds     float64       // the whole (warm) release, build to retention
+	Seconds     float64       // the whole (warm) release, build to deploy
 	SwapWindows int
 	steady      *loadtest.Histogram
 }

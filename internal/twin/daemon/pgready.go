@@ -30,8 +30,9 @@ func pgReady(dataDir string) error {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return fmt.Errorf("PostgreSQL is not running (postmaster %d: %v): start the twin with `go tool mage twin:up`", pid, err)
 	}
-	// Line 8 is the postmaster's status (PostgreSQL 10 and later): starting, stopping, ready, standby.
-	if len(lines) < 8 || strings.TrimSpace(lines[7]) != "ready" {
+	// Line 8 is the postmaster's status (PostgreSQL 10 and later): starting, stopping, ready,
+	// standby. A hot standby accepts connections, and its unit reports READY=1 then too.
+	if len(lines) < 8 || (strings.TrimSpace(lines[7]) != "ready" && strings.TrimSpace(lines[7]) != "standby") {
 		status := ""
 		if len(lines) >= 8 {
 			status = strings.TrimSpace(lines[7])

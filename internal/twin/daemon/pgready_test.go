@@ -24,6 +24,10 @@ func TestPGReadyReadsThePostmasterStatus(t *testing.T) {
 	if err := pgReady(dir); err != nil {
 		t.Errorf("a live process marked ready: %v", err)
 	}
+	write(os.Getpid(), "standby ")
+	if err := pgReady(dir); err != nil {
+		t.Errorf("a hot standby: %v", err)
+	}
 	write(os.Getpid(), "stopping")
 	if err := pgReady(dir); err == nil || !strings.Contains(err.Error(), `status "stopping"`) {
 		t.Errorf("stopping: %v", err)
