@@ -126,6 +126,7 @@ type SSMDeployer struct {
 	Comment    string
 	Out        io.Writer
 	fence      func() int64
+	found      string // the instance found by NameTag, for the rest of the release
 }
 
 // SetFence passes the release lock's token to `zops-box deploy --fence`.
@@ -211,6 +212,9 @@ func (s *SSMDeployer) instance(ctx context.Context) (string, error) {
 	if s.InstanceID != "" {
 		return s.InstanceID, nil
 	}
+	if s.found != "" { // the stage step found it; the deploy goes to the same box
+		return s.found, nil
+	}
 	if s.EC2 == nil {
 		return "", errors.New("no instance id: set instance.instance_id in zmanim-ops.yaml or ZOPS_INSTANCE_ID")
 	}
@@ -218,6 +222,7 @@ func (s *SSMDeployer) instance(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("find the box: %w; set ZOPS_INSTANCE_ID", err)
 	}
+	s.found = id
 	return id, nil
 }
 

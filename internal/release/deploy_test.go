@@ -122,9 +122,11 @@ func jsonOf(v any) string { b, _ := json.Marshal(v); return string(b) }
 // fakeEC2 answers DescribeInstances (EC2 query protocol, XML).
 func TestSSMDeployerFindsInstanceByTag(t *testing.T) {
 	var query string
+	var lookups int
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
 		query = r.Form.Encode()
+		lookups++
 		w.Header().Set("Content-Type", "text/xml")
 		io.WriteString(w, `<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><reservationSet><item><instancesSet><item><instanceId>i-0found</instanceId></item></instancesSet></item></reservationSet></DescribeInstancesResponse>`)
 	}))
@@ -136,6 +138,10 @@ func TestSSMDeployerFindsInstanceByTag(t *testing.T) {
 	}
 	if !strings.Contains(query, "tag%3AName") || !strings.Contains(query, "zmanim-prod-box") {
 		t.Fatalf("query %s", query)
+	}
+	// The stage step and the deploy step of one release go to the box found once.
+	if id, err := d.instance(context.Background()); err != nil || id != "i-0found" || lookups != 1 {
+		t.Fatalf("second lookup = %q %v after %d DescribeInstances, want the same box from 1", id, err, lookups)
 	}
 	if _, err := (&SSMDeployer{}).instance(context.Background()); err == nil || !strings.Contains(err.Error(), "ZOPS_INSTANCE_ID") {
 		t.Fatalf("no id, no EC2: %v", err)
