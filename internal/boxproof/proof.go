@@ -23,14 +23,11 @@ package boxproof
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/shtetl/zmanim-ops/internal/fakeec2"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -55,7 +52,6 @@ import (
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/nsboot"
 	"github.com/shtetl/zmanim-ops/internal/onbox"
-	"github.com/shtetl/zmanim-ops/internal/twinstate"
 )
 
 // Options of a proof.
@@ -93,18 +89,14 @@ const (
 )
 
 type proof struct {
-	o       Options
-	rep     Report
-	id      string
-	prefix  string
-	clients *awsx.Clients
-	sec     twinstate.Secrets
-	origin  string
-	loop    string
-	net     *nsboot.Net
-	m       *nsboot.Machine
-	stops   []func()
-	v1, v2  string
+	*fakeec2.Account
+	o      Options
+	rep    Report
+	loop   string
+	net    *nsboot.Net
+	m      *nsboot.Machine
+	stops  []func()
+	v1, v2 string
 }
 
 func (p *proof) logf(format string, args ...any) {
@@ -153,60 +145,19 @@ func (p *proof) cleanup() {
 	}
 }
 
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 func (p *proof) prepareTwin(ctx context.Context) error {
-	var err error
-	if p.sec, err = twinstate.Dir(p.o.Env.Twin.StateDir).ReadSecrets(); err != nil {
+	a, cleanup, err := fakeec2.OpenAccount(ctx, p.o.Env, "boxproof", hostAddr, backupsBucket, releasesBucket)
+	if err != nil {
 		return err
 	}
-	if p.clients, err = awsx.NewTwin(ctx, p.o.Env, awsx.TwinEndpoints(p.o.Env), p.sec.S3AccessKey, p.sec.S3SecretKey); err != nil {
-		return err
-	}
-	p.id = time.Now().UTC().Format("20060102t150405") + "-" + randHex(3)
-	p.prefix = "/zmanim/boxproof/" + p.id
-	for _, b := range []string{backupsBucket, releasesBucket} {
-		if _, err := p.clients.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b)}); err != nil {
-			if _, err := p.clients.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
-				return fmt.Errorf("create bucket %s on the twin: %w", b, err)
-			}
-		}
-	}
-	p.origin = randHex(16)
-	jwt := p.o.Env.API.Authorizers[config.AuthorizerJWT]
-	cfg, _ := json.Marshal(map[string]any{
-		// The issuer stays the twin's; the box fetches the JWKS through the forward.
-		boxspec.ConfigOriginHeader: p.o.Env.API.OriginVerifyHeader, boxspec.ConfigJWKSURL: strings.Replace(jwt.JWKS(), p.o.Env.Twin.Host, hostAddr, 1),
-		boxspec.ConfigJWTIssuer: jwt.Issuer, boxspec.ConfigJWTAudience: jwt.Audience[0],
-	})
-	params := []struct {
-		name, value string
-		typ         ssmtypes.ParameterType
-	}{
-		{boxspec.ParamOriginVerify, p.origin, ssmtypes.ParameterTypeSecureString},
-		{boxspec.ParamConfig, string(cfg), ssmtypes.ParameterTypeString},
-		{boxspec.ParamResticPass, randHex(16), ssmtypes.ParameterTypeSecureString},
-	}
-	for _, pr := range params {
-		if err := p.putParam(ctx, pr.name, pr.value, pr.typ); err != nil {
-			return err
-		}
-	}
-	p.stops = append(p.stops, func() {
-		for _, pr := range params {
-			_, _ = p.clients.SSM.DeleteParameter(context.Background(), &ssm.DeleteParameterInput{Name: aws.String(p.prefix + "/" + pr.name)})
-		}
-	})
+	p.Account = a
+	p.stops = append(p.stops, cleanup)
 	// This run's repository and release go again at the end: the buckets are shared by runs.
 	p.stops = append(p.stops, func() {
-		p.deletePrefix(backupsBucket, p.id+"/")
-		p.deletePrefix(releasesBucket, "releases/v2-"+p.id+"/")
+		p.deletePrefix(backupsBucket, p.ID+"/")
+		p.deletePrefix(releasesBucket, "releases/v2-"+p.ID+"/")
 	})
-	p.logf("twin: SSM parameters under %s (kumo), buckets %s and %s (versitygw)", p.prefix, backupsBucket, releasesBucket)
+	p.logf("twin: SSM parameters under %s (kumo), buckets %s and %s (versitygw)", p.Prefix, backupsBucket, releasesBucket)
 	return nil
 }
 
@@ -214,12 +165,12 @@ func (p *proof) deletePrefix(bucket, prefix string) {
 	ctx := context.Background()
 	var token *string
 	for {
-		out, err := p.clients.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix), ContinuationToken: token})
+		out, err := p.Clients.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix), ContinuationToken: token})
 		if err != nil {
 			return
 		}
 		for _, o := range out.Contents {
-			_, _ = p.clients.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: o.Key})
+			_, _ = p.Clients.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: o.Key})
 		}
 		if !aws.ToBool(out.IsTruncated) {
 			return
@@ -228,61 +179,29 @@ func (p *proof) deletePrefix(bucket, prefix string) {
 	}
 }
 
-func (p *proof) putParam(ctx context.Context, name, value string, typ ssmtypes.ParameterType) error {
-	_, err := p.clients.SSM.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(p.prefix + "/" + name), Value: aws.String(value), Type: typ, Overwrite: aws.Bool(true)})
-	if err != nil {
-		return fmt.Errorf("put %s/%s: %w", p.prefix, name, err)
-	}
-	return nil
-}
-
 func (p *proof) volume(ctx context.Context) error {
 	if err := os.MkdirAll(p.o.Work, 0o755); err != nil {
 		return err
 	}
 	img := filepath.Join(p.o.Work, "data-volume.img")
-	_ = os.Remove(img)
-	f, err := os.Create(img)
+	loop, detach, err := fakeec2.Volume(ctx, img)
 	if err != nil {
 		return err
 	}
-	err = f.Truncate(2 << 30)
-	f.Close()
-	if err != nil {
-		return err
-	}
-	out, err := exec.CommandContext(ctx, "losetup", "--find", "--show", img).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("losetup: %w: %s", err, out)
-	}
-	p.loop = strings.TrimSpace(string(out))
-	p.stops = append(p.stops, func() {
-		_ = exec.Command("losetup", "-d", p.loop).Run()
-		_ = os.Remove(img)
-	})
+	p.loop = loop
+	p.stops = append(p.stops, detach)
 	p.logf("data volume: %s on %s (2 GiB sparse, blank)", img, p.loop)
 	return nil
 }
 
 func (p *proof) network(ctx context.Context) error {
 	p.net = &nsboot.Net{Name: "zops-box", HostIf: "zbox-h", PeerIf: "zbox-c", HostAddr: hostAddr, PeerAddr: peerAddr}
-	if err := p.net.Up(ctx); err != nil {
-		return err
-	}
-	p.stops = append(p.stops, func() { p.net.Down(context.Background()) })
-	tw := p.o.Env.Twin
-	for _, port := range []int{tw.Ports.S3, tw.Ports.AWS, tw.Ports.JWT} {
-		stop, err := fakeec2.Forward(net.JoinHostPort(hostAddr, strconv.Itoa(port)), net.JoinHostPort(tw.Host, strconv.Itoa(port)))
-		if err != nil {
-			return err
-		}
-		p.stops = append(p.stops, stop)
-	}
-	_, stop, err := fakeec2.IMDS{Region: p.o.Env.Region, InstanceID: "i-0b0x" + randHex(6), ImageID: "ami-0b0xproof", PrivateIP: peerAddr}.Serve(net.JoinHostPort(hostAddr, strconv.Itoa(imdsPort)))
+	stop, err := fakeec2.Gateway(ctx, p.o.Env, p.net, imdsPort, fakeec2.IMDS{InstanceID: "i-0b0x" + fakeec2.RandHex(6), ImageID: "ami-0b0xproof"})
 	if err != nil {
 		return err
 	}
 	p.stops = append(p.stops, stop)
+	tw := p.o.Env.Twin
 	p.logf("network namespace %s: box %s, gateway %s forwards :%d (S3) :%d (SSM, CloudWatch) :%d (JWKS) to the twin, IMDSv2 on :%d", p.net.Name, peerAddr, hostAddr, tw.Ports.S3, tw.Ports.AWS, tw.Ports.JWT, imdsPort)
 	return nil
 }
@@ -294,7 +213,7 @@ func (p *proof) instanceFile() string {
 	return strings.Join([]string{
 		"# written by the box proof (internal/boxproof), as the CDK user data writes it on AWS",
 		boxspec.KeyRegion + "=" + p.o.Env.Region,
-		boxspec.KeySSMPrefix + "=" + p.prefix,
+		boxspec.KeySSMPrefix + "=" + p.Prefix,
 		boxspec.KeyDataDevice + "=" + p.loop,
 		boxspec.KeyDeviceWait + "=30s",
 		boxspec.KeySSMEndpoint + "=" + aws,
@@ -309,13 +228,13 @@ func (p *proof) runUnits() map[string]string {
 	aws := fmt.Sprintf("http://%s:%d", hostAddr, p.o.Env.Twin.Ports.AWS)
 	s3 := fmt.Sprintf("http://%s:%d", hostAddr, p.o.Env.Twin.Ports.S3)
 	conf := "# box proof only: the twin's endpoints and keys\n[Service]\n" + strings.Join([]string{
-		"Environment=AWS_ACCESS_KEY_ID=" + p.sec.S3AccessKey,
-		"Environment=AWS_SECRET_ACCESS_KEY=" + p.sec.S3SecretKey,
+		"Environment=AWS_ACCESS_KEY_ID=" + p.Secrets.S3AccessKey,
+		"Environment=AWS_SECRET_ACCESS_KEY=" + p.Secrets.S3SecretKey,
 		"Environment=AWS_ENDPOINT_URL_S3=" + s3,
 		"Environment=AWS_ENDPOINT_URL_CLOUDWATCH=" + aws,
 		"Environment=AWS_ENDPOINT_URL_SESV2=" + aws,
 		"Environment=ZOPS_BUCKET_BACKUPS=" + backupsBucket,
-		"Environment=ZOPS_BACKUP_REPOSITORY=s3:" + s3 + "/" + backupsBucket + "/" + p.id + "/restic",
+		"Environment=ZOPS_BACKUP_REPOSITORY=s3:" + s3 + "/" + backupsBucket + "/" + p.ID + "/restic",
 		"Environment=ZOPS_BACKUP_HOST=zmanim-boxproof",
 	}, "\n") + "\n"
 	units := map[string]string{}
@@ -352,7 +271,7 @@ func (p *proof) healthURL() string {
 // health GETs /health through the box's socket with the origin-verify header.
 func (p *proof) health(ctx context.Context, c *http.Client) (int, string, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.healthURL(), nil)
-	req.Header.Set(p.o.Env.API.OriginVerifyHeader, p.origin)
+	req.Header.Set(p.o.Env.API.OriginVerifyHeader, p.Origin)
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, "", err
@@ -506,15 +425,15 @@ func (p *proof) backup(ctx context.Context) error {
 	if !strings.Contains(j, "BackupSucceeded=1") {
 		return fmt.Errorf("the backup did not put its metric:\n%s", tail(j, 20))
 	}
-	list, err := p.clients.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(backupsBucket), Prefix: aws.String(p.id + "/restic/snapshots/")})
+	list, err := p.Clients.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(backupsBucket), Prefix: aws.String(p.ID + "/restic/snapshots/")})
 	if err != nil {
 		return err
 	}
 	if len(list.Contents) == 0 {
-		return fmt.Errorf("no snapshot under s3://%s/%s/restic/snapshots/", backupsBucket, p.id)
+		return fmt.Errorf("no snapshot under s3://%s/%s/restic/snapshots/", backupsBucket, p.ID)
 	}
 	p.rep.Snapshot = filepath.Base(aws.ToString(list.Contents[0].Key))
-	cw := cloudwatch.NewFromConfig(p.clients.Config, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(awsx.TwinEndpoints(p.o.Env).AWS) })
+	cw := cloudwatch.NewFromConfig(p.Clients.Config, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(awsx.TwinEndpoints(p.o.Env).AWS) })
 	ms, err := cw.ListMetrics(ctx, &cloudwatch.ListMetricsInput{Namespace: aws.String("Zmanim/Backup"), MetricName: aws.String("BackupSucceeded"),
 		Dimensions: []cwtypes.DimensionFilter{{Name: aws.String("Env"), Value: aws.String("prod")}}})
 	if err != nil || len(ms.Metrics) == 0 {
@@ -528,14 +447,14 @@ func (p *proof) backup(ctx context.Context) error {
 	}
 	p.logf("logs: %s holds %d lines of first boot and the backup (the file the CloudWatch agent tails)", boxspec.LogFile, n)
 	p.logf("backup: %s (zops-backup run, ZOPS_ENV=prod) in %.1fs: %d snapshot(s) in s3://%s/%s/restic, metric Zmanim/Backup BackupSucceeded Env=prod in CloudWatch (kumo)",
-		boxspec.UnitBackup, time.Since(t).Seconds(), len(list.Contents), backupsBucket, p.id)
+		boxspec.UnitBackup, time.Since(t).Seconds(), len(list.Contents), backupsBucket, p.ID)
 	return nil
 }
 
 // deploy publishes a second API build as a release and runs `zops-box deploy` inside the box
 // while workers hit the box's socket; every request must succeed.
 func (p *proof) deploy(ctx context.Context) error {
-	p.v2 = "v2-" + p.id
+	p.v2 = "v2-" + p.ID
 	bin := filepath.Join(p.o.Work, "zmanim-api-"+p.v2)
 	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+p.v2, "-o", bin, "./examples/zmanim-api")
 	build.Dir = config.RepoRoot()
@@ -571,7 +490,7 @@ func (p *proof) deploy(ctx context.Context) error {
 	}
 	time.Sleep(time.Second) // load before the switch
 	s3url := fmt.Sprintf("http://%s:%d", hostAddr, p.o.Env.Twin.Ports.S3)
-	creds := []string{"env", "AWS_ACCESS_KEY_ID=" + p.sec.S3AccessKey, "AWS_SECRET_ACCESS_KEY=" + p.sec.S3SecretKey, "AWS_ENDPOINT_URL_S3=" + s3url}
+	creds := []string{"env", "AWS_ACCESS_KEY_ID=" + p.Secrets.S3AccessKey, "AWS_SECRET_ACCESS_KEY=" + p.Secrets.S3SecretKey, "AWS_ENDPOINT_URL_S3=" + s3url}
 	// The release's stage step, as `mage release` sends it over Run Command: the new version
 	// installed side by side while the current one serves; the deploy then only switches.
 	inst, err := p.m.Exec(ctx, append(creds, boxspec.InstallArgv(releasesBucket, p.o.Env.Region, 10, p.v2)...)...)
@@ -607,7 +526,7 @@ func (p *proof) deploy(ctx context.Context) error {
 // publish puts the binary and its manifest into the releases bucket the way `mage release`
 // does (binary first, manifest last).
 func (p *proof) publish(ctx context.Context, bin string) error {
-	st := &onbox.S3Store{Client: p.clients.S3, Name: releasesBucket}
+	st := &onbox.S3Store{Client: p.Clients.S3, Name: releasesBucket}
 	sum, size, err := onbox.FileSHA256(bin)
 	if err != nil {
 		return err
@@ -631,8 +550,8 @@ func (p *proof) secondBoot(ctx context.Context) error {
 	p.stopMachine()
 	p.logf("boot 1: stopped (systemctl poweroff semantics: services stopped in order)")
 	// A missing parameter: first boot must fail naming it, and nothing of the box starts.
-	missing := p.prefix + "/" + boxspec.ParamOriginVerify
-	if _, err := p.clients.SSM.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(missing)}); err != nil {
+	missing := p.Prefix + "/" + boxspec.ParamOriginVerify
+	if _, err := p.Clients.SSM.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(missing)}); err != nil {
 		return err
 	}
 	if _, err := p.boot(ctx); err != nil {
@@ -653,7 +572,7 @@ func (p *proof) secondBoot(ctx context.Context) error {
 		return fmt.Errorf("%s is active although first boot failed", boxspec.UnitAPI)
 	}
 	p.logf("boot 2: without %s: %s failed, its journal says: %s", missing, boxspec.UnitFirstBoot, strings.TrimSpace(lineWith(j, missing)))
-	if err := p.putParam(ctx, boxspec.ParamOriginVerify, p.origin, ssmtypes.ParameterTypeSecureString); err != nil {
+	if err := p.PutParam(ctx, boxspec.ParamOriginVerify, p.Origin, ssmtypes.ParameterTypeSecureString); err != nil {
 		return err
 	}
 	if out, err := p.m.Systemctl(ctx, "restart", boxspec.UnitFirstBoot); err != nil {

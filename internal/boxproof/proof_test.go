@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/shtetl/zmanim-ops/internal/config"
+	"github.com/shtetl/zmanim-ops/internal/fakeec2"
 	"github.com/shtetl/zmanim-ops/internal/firstboot"
 )
 
@@ -15,7 +16,7 @@ func TestInstanceFileReadByFirstBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proof{o: Options{Env: env}, prefix: "/zmanim/boxproof/x", loop: "/dev/loop7"}
+	p := &proof{Account: &fakeec2.Account{Prefix: "/zmanim/boxproof/x"}, o: Options{Env: env}, loop: "/dev/loop7"}
 	f := filepath.Join(t.TempDir(), "instance.env")
 	os.WriteFile(f, []byte(p.instanceFile()), 0o644)
 	kv, err := firstboot.ReadInstanceFile(f)

@@ -1,7 +1,9 @@
-// Package fakeec2 stands in, for a box booted here (internal/nsboot), for what EC2 gives a real
-// instance: an instance metadata service speaking IMDSv2, and a path from the box's network
-// namespace to the AWS endpoints (the twin's S3, SSM and JWKS on the host's loopback). The box
-// proof (ami:local) and the recovery drills (bench:recovery) boot boxes the same way.
+// Package fakeec2 stands in, for a box booted here (internal/nsboot), for what EC2 and the
+// account give a real instance: an instance metadata service speaking IMDSv2, a path from the
+// box's network namespace to the AWS endpoints (the twin's S3, SSM and JWKS on the host's
+// loopback; Gateway), a blank EBS volume (a loop device; Volume), and the box's SSM
+// parameters and buckets on the twin (OpenAccount). The box proof (ami:local) and the
+// recovery drills (bench:recovery) boot boxes the same way.
 package fakeec2
 
 import (

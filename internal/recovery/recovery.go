@@ -22,14 +22,10 @@ package recovery
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/shtetl/zmanim-ops/internal/fakeec2"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,16 +36,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
-
-	"github.com/shtetl/zmanim-ops/internal/awsx"
 	"github.com/shtetl/zmanim-ops/internal/boxspec"
 	"github.com/shtetl/zmanim-ops/internal/config"
 	"github.com/shtetl/zmanim-ops/internal/nsboot"
-	"github.com/shtetl/zmanim-ops/internal/twinstate"
 )
 
 // Options of a drill run.
@@ -104,22 +93,18 @@ const (
 )
 
 type drill struct {
-	o       Options
-	rep     Report
-	id      string
-	prefix  string
-	clients *awsx.Clients
-	sec     twinstate.Secrets
-	origin  string
-	net     *nsboot.Net
-	m       *nsboot.Machine
-	layer   string // the running box's overlay mount
-	n       int
-	stops   []func()
-	loop    string
-	img     string
-	w       *writer
-	lossAt  time.Time
+	*fakeec2.Account
+	o      Options
+	rep    Report
+	net    *nsboot.Net
+	m      *nsboot.Machine
+	layer  string // the running box's overlay mount
+	n      int
+	stops  []func()
+	loop   string
+	img    string
+	w      *writer
+	lossAt time.Time
 }
 
 func (d *drill) logf(format string, args ...any) {
@@ -161,72 +146,20 @@ func (d *drill) cleanup() {
 	}
 }
 
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 func (d *drill) prepareTwin(ctx context.Context) error {
-	var err error
-	if d.sec, err = twinstate.Dir(d.o.Env.Twin.StateDir).ReadSecrets(); err != nil {
+	a, cleanup, err := fakeec2.OpenAccount(ctx, d.o.Env, "recovery", hostAddr, backupsBucket, releasesBucket)
+	if err != nil {
 		return err
 	}
-	if d.clients, err = awsx.NewTwin(ctx, d.o.Env, awsx.TwinEndpoints(d.o.Env), d.sec.S3AccessKey, d.sec.S3SecretKey); err != nil {
-		return err
-	}
-	d.id = time.Now().UTC().Format("20060102t150405") + "-" + randHex(3)
-	d.prefix = "/zmanim/recovery/" + d.id
-	for _, b := range []string{backupsBucket, releasesBucket} {
-		if _, err := d.clients.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b)}); err != nil {
-			if _, err := d.clients.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
-				return fmt.Errorf("create bucket %s on the twin: %w", b, err)
-			}
-		}
-	}
-	d.origin = randHex(16)
-	jwt := d.o.Env.API.Authorizers[config.AuthorizerJWT]
-	cfg, _ := json.Marshal(map[string]any{
-		boxspec.ConfigOriginHeader: d.o.Env.API.OriginVerifyHeader, boxspec.ConfigJWKSURL: strings.Replace(jwt.JWKS(), d.o.Env.Twin.Host, hostAddr, 1),
-		boxspec.ConfigJWTIssuer: jwt.Issuer, boxspec.ConfigJWTAudience: jwt.Audience[0],
-	})
-	params := map[string]struct {
-		v string
-		t ssmtypes.ParameterType
-	}{
-		boxspec.ParamOriginVerify: {d.origin, ssmtypes.ParameterTypeSecureString},
-		boxspec.ParamConfig:       {string(cfg), ssmtypes.ParameterTypeString},
-		boxspec.ParamResticPass:   {randHex(16), ssmtypes.ParameterTypeSecureString},
-	}
-	for name, p := range params {
-		if _, err := d.clients.SSM.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(d.prefix + "/" + name), Value: aws.String(p.v), Type: p.t, Overwrite: aws.Bool(true)}); err != nil {
-			return fmt.Errorf("put %s/%s: %w", d.prefix, name, err)
-		}
-	}
-	d.stops = append(d.stops, func() {
-		for name := range params {
-			_, _ = d.clients.SSM.DeleteParameter(context.Background(), &ssm.DeleteParameterInput{Name: aws.String(d.prefix + "/" + name)})
-		}
-	})
-	d.logf("twin: SSM parameters under %s, repository s3://%s/%s/restic", d.prefix, backupsBucket, d.id)
+	d.Account = a
+	d.stops = append(d.stops, cleanup)
+	d.logf("twin: SSM parameters under %s, repository s3://%s/%s/restic", d.Prefix, backupsBucket, d.ID)
 	return nil
 }
 
 func (d *drill) network(ctx context.Context) error {
 	d.net = &nsboot.Net{Name: "zops-rec", HostIf: "zrec-h", PeerIf: "zrec-c", HostAddr: hostAddr, PeerAddr: peerAddr}
-	if err := d.net.Up(ctx); err != nil {
-		return err
-	}
-	d.stops = append(d.stops, func() { d.net.Down(context.Background()) })
-	tw := d.o.Env.Twin
-	for _, port := range []int{tw.Ports.S3, tw.Ports.AWS, tw.Ports.JWT} {
-		stop, err := fakeec2.Forward(net.JoinHostPort(hostAddr, strconv.Itoa(port)), net.JoinHostPort(tw.Host, strconv.Itoa(port)))
-		if err != nil {
-			return err
-		}
-		d.stops = append(d.stops, stop)
-	}
-	_, stop, err := fakeec2.IMDS{Region: d.o.Env.Region, InstanceID: "i-0rec" + randHex(6), ImageID: "ami-0recovery", PrivateIP: peerAddr}.Serve(net.JoinHostPort(hostAddr, strconv.Itoa(imdsPort)))
+	stop, err := fakeec2.Gateway(ctx, d.o.Env, d.net, imdsPort, fakeec2.IMDS{InstanceID: "i-0rec" + fakeec2.RandHex(6), ImageID: "ami-0recovery"})
 	if err != nil {
 		return err
 	}
@@ -239,34 +172,21 @@ func (d *drill) volume(ctx context.Context) error {
 	if err := os.MkdirAll(d.o.Work, 0o755); err != nil {
 		return err
 	}
-	d.img = filepath.Join(d.o.Work, fmt.Sprintf("data-%s-%d.img", d.id, d.n))
-	f, err := os.Create(d.img)
+	d.img = filepath.Join(d.o.Work, fmt.Sprintf("data-%s-%d.img", d.ID, d.n))
+	loop, detach, err := fakeec2.Volume(ctx, d.img)
 	if err != nil {
 		return err
 	}
-	err = f.Truncate(2 << 30)
-	f.Close()
-	if err != nil {
-		return err
-	}
-	out, err := exec.CommandContext(ctx, "losetup", "--find", "--show", d.img).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("losetup: %w: %s", err, out)
-	}
-	d.loop = strings.TrimSpace(string(out))
-	loop, img := d.loop, d.img
-	d.stops = append(d.stops, func() {
-		_ = exec.Command("losetup", "-d", loop).Run()
-		_ = os.Remove(img)
-	})
-	d.logf("blank data volume %s on %s", img, loop)
+	d.loop = loop
+	d.stops = append(d.stops, detach)
+	d.logf("blank data volume %s on %s", d.img, loop)
 	return nil
 }
 
 // layer mounts a fresh overlay of the image root: a new instance's root disk.
 func (d *drill) newLayer(ctx context.Context) (string, error) {
 	d.n++
-	base := filepath.Join(d.o.Work, fmt.Sprintf("box-%s-%d", d.id, d.n))
+	base := filepath.Join(d.o.Work, fmt.Sprintf("box-%s-%d", d.ID, d.n))
 	upper, work, merged := filepath.Join(base, "upper"), filepath.Join(base, "work"), filepath.Join(base, "root")
 	for _, p := range []string{upper, work, merged} {
 		if err := os.MkdirAll(p, 0o755); err != nil {
@@ -289,7 +209,7 @@ func (d *drill) instanceFile() string {
 	return strings.Join([]string{
 		"# written by the recovery drill (internal/recovery), as the CDK user data writes it on AWS",
 		boxspec.KeyRegion + "=" + d.o.Env.Region,
-		boxspec.KeySSMPrefix + "=" + d.prefix,
+		boxspec.KeySSMPrefix + "=" + d.Prefix,
 		boxspec.KeyDataDevice + "=" + d.loop,
 		boxspec.KeyDeviceWait + "=30s",
 		boxspec.KeySSMEndpoint + "=" + awsURL,
@@ -303,13 +223,13 @@ func (d *drill) backupEnv() []string {
 	s3url := fmt.Sprintf("http://%s:%d", hostAddr, d.o.Env.Twin.Ports.S3)
 	awsURL := fmt.Sprintf("http://%s:%d", hostAddr, d.o.Env.Twin.Ports.AWS)
 	return []string{
-		"AWS_ACCESS_KEY_ID=" + d.sec.S3AccessKey,
-		"AWS_SECRET_ACCESS_KEY=" + d.sec.S3SecretKey,
+		"AWS_ACCESS_KEY_ID=" + d.Secrets.S3AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + d.Secrets.S3SecretKey,
 		"AWS_ENDPOINT_URL_S3=" + s3url,
 		"AWS_ENDPOINT_URL_CLOUDWATCH=" + awsURL,
 		"AWS_ENDPOINT_URL_SESV2=" + awsURL,
 		"ZOPS_BUCKET_BACKUPS=" + backupsBucket,
-		"ZOPS_BACKUP_REPOSITORY=s3:" + s3url + "/" + backupsBucket + "/" + d.id + "/restic",
+		"ZOPS_BACKUP_REPOSITORY=s3:" + s3url + "/" + backupsBucket + "/" + d.ID + "/restic",
 		"ZOPS_BACKUP_HOST=" + backupHost,
 	}
 }
@@ -363,7 +283,7 @@ func (d *drill) stopBox(kill bool) time.Time {
 
 func (d *drill) health(ctx context.Context, c *http.Client) (int, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:%d/health", peerAddr, boxspec.APIPort), nil)
-	req.Header.Set(d.o.Env.API.OriginVerifyHeader, d.origin)
+	req.Header.Set(d.o.Env.API.OriginVerifyHeader, d.Origin)
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, err
