@@ -244,6 +244,7 @@ var pkgTargets = map[string][]string{
 	"internal/boxproof":               {"ami:local", "bench:box"},
 	"internal/nsboot":                 {"ami:local", "bench:box"},
 	"internal/recovery":               {"bench:recovery"},
+	"internal/fakeec2":                {"ami:local", "bench:box", "bench:recovery"},
 	"internal/ami/amitarget":          {"ami:ec2", "ami:local"},
 	"internal/backup/cmd/zops-backup": {"backup"},
 }
